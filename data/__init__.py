@@ -1,0 +1,1 @@
+"""Featurisation of protein complexes into TopoQA graphs, and graph-file I/O."""

@@ -1,0 +1,1 @@
+"""The TopoQA network and its checkpoint formats."""

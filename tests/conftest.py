@@ -1,0 +1,50 @@
+"""Shared fixtures: where the reference oracles live, and whether they are required."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def reference_root() -> Path:
+    """`TOPOQA_REFERENCE`, else `../shared/reference` beside the checkout."""
+    configured = os.environ.get("TOPOQA_REFERENCE")
+    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "reference"
+
+
+def reference_required() -> bool:
+    """In CI (`TOPOQA_REQUIRE_REFERENCE=1`) a missing oracle is a failure, not a skip."""
+    return os.environ.get("TOPOQA_REQUIRE_REFERENCE", "") not in ("", "0")
+
+
+def need_reference(*parts: str) -> Path:
+    """Return a path inside the reference folder, or skip/fail when it is absent."""
+    path = reference_root().joinpath(*parts)
+    if not path.exists():
+        message = f"reference oracle missing: {path} (set TOPOQA_REFERENCE)"
+        if reference_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    return need_reference()
+
+
+@pytest.fixture(scope="session")
+def published_checkpoint() -> Path:
+    return need_reference("topoqa.ckpt.original")
+
+
+@pytest.fixture(scope="session")
+def golden_dirs() -> list[Path]:
+    folders = sorted(p for p in need_reference("golden").iterdir() if p.is_dir())
+    if not folders:
+        pytest.fail("reference golden folder is empty")
+    return folders
