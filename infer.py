@@ -1,0 +1,216 @@
+"""Score every protein complex in a folder with TopoQA.
+
+    python infer.py --complex_folder DIR [--result_folder OUT] [--checkpoint CKPT]
+
+Writes OUT/result.csv (MODEL,PRED_DOCKQ, the reference format), OUT/ranking.csv
+(highest predicted DockQ first) and OUT/skipped.csv (MODEL,REASON for every input
+that could not be scored). With --labels it also evaluates the ranking.
+Exit code: 0 when at least one complex was scored, 1 when none could be, 2 for
+bad arguments (missing folder or checkpoint, outputs that exist already, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+PDB_SUFFIXES = (".pdb", ".pdb.gz", ".ent", ".ent.gz")
+OUTPUT_FILES = ("result.csv", "ranking.csv", "skipped.csv")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--complex_folder", required=True, help="folder of PDB files (.pdb, .pdb.gz, .ent)")
+    parser.add_argument("-w", "--work_dir", help="keep the intermediate graph files (<MODEL>.pt) here")
+    parser.add_argument("-r", "--result_folder", default=".", help="where result.csv goes (default: current folder)")
+    parser.add_argument("--checkpoint", help="`.ckpt` or `.safetensors` (default: $TOPOQA_CHECKPOINT, else the "
+                        "published checkpoint in $TOPOQA_REFERENCE)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="featurisation processes (default: all cores)")
+    parser.add_argument("--batch_size", type=int, default=16, help="graphs per forward pass (default: 16)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--geometry", choices=("xyy", "xyz"), help="edge-histogram geometry (default: the "
+                        "checkpoint's, or xyy, the published checkpoint's training geometry)")
+    parser.add_argument("--cache_dir", help="content-hash cache of featurised complexes (default: $TOPOQA_CACHE_DIR, "
+                        "else none)")
+    parser.add_argument("--labels", help="CSV with MODEL and DockQ columns (and optionally a target column): "
+                        "also evaluate the ranking")
+    parser.add_argument("--target_column", default="target", help="target column name in --labels (default: target)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing result files")
+    return parser.parse_args(argv)
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def complex_inputs(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """PDB files to score, in name order, and (name, reason) for every other file found."""
+    inputs, skipped = [], []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if not path.is_file():
+            skipped.append((path.name, "not a regular file"))
+        elif not path.name.lower().endswith(PDB_SUFFIXES):
+            skipped.append((path.name, f"not a PDB file (expected one of {', '.join(PDB_SUFFIXES)})"))
+        else:
+            inputs.append(path)
+    return inputs, skipped
+
+
+def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(buffer.getvalue())
+    os.replace(temporary, path)
+
+
+def read_labels(path: Path, target_column: str) -> dict[str, tuple[float, str]]:
+    """MODEL -> (true DockQ, target) from a labels CSV; column names match case-insensitively."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except Exception as error:  # noqa: BLE001 - any parse failure is reported as bad input
+        fail(f"{path}: cannot read labels CSV ({error})")
+    columns = {name.lower(): name for name in table.columns}
+    if "model" not in columns or "dockq" not in columns:
+        fail(f"{path}: labels need a MODEL and a DockQ column (found {', '.join(map(str, table.columns))})")
+    target = columns.get(target_column.lower())
+    labels = {}
+    for _, row in table.iterrows():
+        labels[str(row[columns["model"]])] = (float(row[columns["dockq"]]), str(row[target]) if target else "all")
+    return labels
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+
+    folder = Path(args.complex_folder)
+    if not folder.is_dir():
+        fail(f"{folder}: complex folder not found")
+    if args.batch_size < 1 or args.jobs < 1:
+        fail("--batch_size and --jobs must be at least 1")
+    result_folder = Path(args.result_folder)
+    outputs = OUTPUT_FILES + (("evaluation.csv",) if args.labels else ())
+    existing = [result_folder / name for name in outputs if (result_folder / name).exists()]
+    if existing and not args.overwrite:
+        fail(f"{existing[0]} already exists; pass --overwrite to replace it, or choose another --result_folder")
+    labels = read_labels(Path(args.labels), args.target_column) if args.labels else None
+
+    inputs, skipped = complex_inputs(folder)
+    if not inputs:
+        fail(f"{folder}: no PDB files found (looked for {', '.join(PDB_SUFFIXES)})")
+
+    # Heavy imports only once the arguments are known to be usable.
+    import torch
+    from torch_geometric.data import Batch
+
+    from data.featurize import featurize_many
+    from data.graph_io import save_graph
+    from model.checkpoint import CheckpointError, default_checkpoint_path, read_checkpoint
+    from model.topoqa import TopoQA
+
+    checkpoint_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
+    if checkpoint_path is None:
+        fail("no checkpoint: pass --checkpoint or set TOPOQA_CHECKPOINT (see README, 'Configuration')")
+    try:
+        checkpoint = read_checkpoint(checkpoint_path)
+    except CheckpointError as error:
+        fail(str(error))
+    model = TopoQA()
+    model.load_state_dict(checkpoint.state_dict, strict=True)
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda: no CUDA device is available")
+    model = model.to(device).eval()
+
+    trained_geometry = checkpoint.metadata.get("geometry", "xyy")
+    geometry = args.geometry or trained_geometry
+    if geometry != trained_geometry:
+        print(f"warning: graphs use geometry {geometry} but the checkpoint was trained on {trained_geometry}; "
+              "predictions will not match its calibration", file=sys.stderr)
+
+    cache_dir = args.cache_dir or os.environ.get("TOPOQA_CACHE_DIR") or None
+    results = featurize_many(inputs, geometry=geometry, jobs=args.jobs, cache_dir=cache_dir, progress=True)
+
+    names_seen: dict[str, str] = {}
+    graphs = []
+    for result in results:
+        if result.name in names_seen:
+            skipped.append((result.path.name, f"duplicate model name {result.name} (also {names_seen[result.name]})"))
+        elif result.graph is None:
+            skipped.append((result.name, result.reason))
+        else:
+            names_seen[result.name] = result.path.name
+            graphs.append(result.graph)
+    if args.work_dir:
+        for graph in graphs:
+            save_graph(graph, Path(args.work_dir) / f"{graph.name}.pt", overwrite=True)
+
+    predictions: list[float] = []
+    with torch.no_grad():
+        for start in range(0, len(graphs), args.batch_size):
+            batch = Batch.from_data_list(graphs[start : start + args.batch_size]).to(device)
+            output = model(batch.x, batch.edge_index, batch.edge_attr, batch.batch)
+            predictions.extend(float(value) for value in output.view(-1).cpu())
+    names = [graph.name for graph in graphs]
+
+    result_folder.mkdir(parents=True, exist_ok=True)
+    # repr of the float32 prediction as a Python float: the reference's text form.
+    write_csv_atomically(result_folder / "result.csv", ["MODEL", "PRED_DOCKQ"],
+                         [[name, repr(value)] for name, value in zip(names, predictions, strict=True)])
+    ranked = sorted(zip(names, predictions, strict=True), key=lambda item: (-item[1], item[0]))
+    write_csv_atomically(result_folder / "ranking.csv", ["RANK", "MODEL", "PRED_DOCKQ"],
+                         [[rank, name, repr(value)] for rank, (name, value) in enumerate(ranked, start=1)])
+    write_csv_atomically(result_folder / "skipped.csv", ["MODEL", "REASON"], [list(item) for item in skipped])
+
+    elapsed = time.perf_counter() - started
+    print(f"scored {len(graphs)} of {len(inputs)} complexes in {elapsed:.1f} s with {checkpoint_path}"
+          f" -> {result_folder / 'result.csv'}")
+    for name, value in ranked[:10]:
+        print(f"  {value:.4f}  {name}")
+    if len(ranked) > 10:
+        print(f"  ... {len(ranked) - 10} more in {result_folder / 'ranking.csv'}")
+    if skipped:
+        print(f"could not score {len(skipped)} file(s) (listed in {result_folder / 'skipped.csv'}):", file=sys.stderr)
+        for name, reason in skipped:
+            print(f"  {name}: {reason}", file=sys.stderr)
+
+    if labels is not None:
+        from model.evaluation import evaluate
+
+        labelled = [(name, value) for name, value in zip(names, predictions, strict=True) if name in labels]
+        unlabelled = len(names) - len(labelled)
+        if unlabelled:
+            print(f"warning: {unlabelled} scored complex(es) have no label in {args.labels}", file=sys.stderr)
+        if labelled:
+            evaluation = evaluate(
+                [name for name, _ in labelled],
+                [labels[name][1] for name, _ in labelled],
+                [value for _, value in labelled],
+                [labels[name][0] for name, _ in labelled],
+            )
+            rows = [[t.target, t.models, t.pearson, t.spearman, t.mse, t.top1_loss, int(t.top1_hit), int(t.top5_hit)]
+                    for t in evaluation.targets]
+            rows.append(["ALL", evaluation.models, evaluation.pearson, evaluation.spearman, evaluation.mse,
+                         evaluation.mean_top1_loss, evaluation.top1_hits, evaluation.top5_hits])
+            header = ["TARGET", "MODELS", "PEARSON", "SPEARMAN", "MSE", "TOP1_LOSS", "TOP1_HIT", "TOP5_HIT"]
+            write_csv_atomically(result_folder / "evaluation.csv", header, rows)
+            print("\n".join(evaluation.summary_lines()))
+    return 0 if graphs else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
