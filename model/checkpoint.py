@@ -9,7 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import re
+import stat
+import uuid
+import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +26,11 @@ from safetensors.torch import save_file
 from model.topoqa import HEADS, HIDDEN, TopoQA
 
 SAFETENSORS_FORMAT_VERSION = "1"
+TRAINING_STATE_FORMAT = "topoqa-training-state"
+TRAINING_STATE_FORMAT_VERSION = "1"
+# Top-level key of a Lightning dict that carries our safetensors metadata (e.g. "geometry"),
+# which the Lightning layout has no other place for. Lightning ignores unknown keys.
+LIGHTNING_METADATA_KEY = "topoqa_metadata"
 # The Lightning release whose checkpoint layout we write (the recorded reference run's).
 LIGHTNING_VERSION = "2.6.6"
 CHECKPOINT_ENV = "TOPOQA_CHECKPOINT"
@@ -98,6 +107,23 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
+def _load_failure(error: Exception) -> str:
+    """One line saying why `torch.load(weights_only=True)` rejected a file."""
+    text = str(error)
+    blocked = re.search(r"GLOBAL ([\w.]+)", text)
+    if blocked:
+        return (
+            f"refused to load: it asks to import {blocked.group(1)}, which could run code;"
+            " only plain tensors and containers are accepted"
+        )
+    if "central directory" in text or "truncated" in text or isinstance(error, EOFError):
+        return "not a readable checkpoint (truncated or corrupted)"
+    if "Weights only load failed" in text or isinstance(error, KeyError):
+        return "not a PyTorch checkpoint (unrecognised or unsupported content)"
+    first_line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return f"not a readable checkpoint ({first_line})"
+
+
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read weights from a Lightning `.ckpt`, a torch-saved state dict, or safetensors."""
     path = Path(path)
@@ -113,23 +139,27 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
                 metadata = dict(handle.metadata() or {})
                 state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
         except (SafetensorError, OSError, ValueError) as error:
-            raise CheckpointError(f"{path}: unreadable safetensors file ({error})") from None
+            raise CheckpointError(f"{path}: unreadable safetensors file, truncated or corrupted ({error})") from None
+        if metadata.get("format") == TRAINING_STATE_FORMAT:
+            weights = metadata.get("weights_file", "its weights file")
+            raise CheckpointError(f"{path}: is a training-state companion, not weights: use {weights}")
         # safetensors stores keys sorted; restore the network's order.
         order = {key: index for index, key in enumerate(expected_shapes())}
         state_dict = dict(sorted(state_dict.items(), key=lambda item: order.get(item[0], len(order))))
         check_state_dict(state_dict, path)
         return Checkpoint(path, "safetensors", state_dict, metadata)
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # e.g. "Detected pickle protocol 4": the load fails or succeeds on its own merits.
+            warnings.simplefilter("ignore")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - every unpickling failure means a bad file
-        text = str(error).strip().splitlines()
-        reason = text[0] if text else type(error).__name__
-        if "Weights only load failed" in str(error) or "Unsupported global" in str(error):
-            reason = "refused: it references Python objects that are not plain weights (possible code execution)"
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: {_load_failure(error)}") from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         check_state_dict(loaded["state_dict"], path)
-        return Checkpoint(path, "lightning", dict(loaded["state_dict"]), lightning=loaded)
+        carried = loaded.get(LIGHTNING_METADATA_KEY)
+        metadata = {str(k): str(v) for k, v in carried.items()} if isinstance(carried, dict) else {}
+        return Checkpoint(path, "lightning", dict(loaded["state_dict"]), metadata, lightning=loaded)
     if isinstance(loaded, dict) and loaded and all(isinstance(value, torch.Tensor) for value in loaded.values()):
         check_state_dict(loaded, path)
         return Checkpoint(path, "state_dict", dict(loaded))
@@ -148,10 +178,13 @@ def _atomic_write(path: Path, write: Any, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (use --overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    # The permissions open() would give (umask applied); safetensors itself writes private 0600 files.
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
+        mode = stat.S_IMODE(os.stat(temporary).st_mode)
         write(temporary)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -264,13 +297,18 @@ def lightning_checkpoint(
     loops: dict[str, Any],
     callbacks: dict[str, Any] | None = None,
     optimizer_state: dict[str, Any] | None = None,
+    lightning_version: str = LIGHTNING_VERSION,
 ) -> dict[str, Any]:
-    """A dict in the layout Lightning's `Trainer.save_checkpoint` writes (keys in its order)."""
+    """A dict in the layout Lightning's `Trainer.save_checkpoint` writes (keys in its order).
+
+    Without `optimizer_state`, `optimizer_states` is an empty list: Lightning then resumes
+    with a freshly initialised optimizer (checked with pytorch-lightning 2.6.6).
+    """
     return {
         "epoch": epoch,
         "global_step": global_step,
-        "pytorch-lightning_version": LIGHTNING_VERSION,
-        "state_dict": {key: value.detach().cpu() for key, value in state_dict.items()},
+        "pytorch-lightning_version": lightning_version,
+        "state_dict": OrderedDict((key, value.detach().cpu()) for key, value in state_dict.items()),
         "loops": loops,
         "callbacks": callbacks or {},
         "optimizer_states": [optimizer_state] if optimizer_state is not None else [],
@@ -278,12 +316,189 @@ def lightning_checkpoint(
     }
 
 
+def reference_root() -> Path:
+    """`TOPOQA_REFERENCE`, else `../shared/reference` beside the checkout."""
+    reference = os.environ.get("TOPOQA_REFERENCE")
+    return Path(reference) if reference else Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
+
+
 def default_checkpoint_path() -> Path | None:
     """`TOPOQA_CHECKPOINT`, else the published checkpoint in the reference folder when present."""
     configured = os.environ.get(CHECKPOINT_ENV)
     if configured:
         return Path(configured)
-    reference = os.environ.get("TOPOQA_REFERENCE")
-    root = Path(reference) if reference else Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
-    candidate = root / "topoqa.ckpt.original"
+    candidate = reference_root() / "topoqa.ckpt.original"
     return candidate if candidate.exists() else None
+
+
+def lightning_loops_untrained() -> dict[str, Any]:
+    """The `loops` entry of a run that has not trained yet: Lightning resumes it at epoch 0."""
+    loops = lightning_loops(0, 0, 0, 0, 0)
+    fit_loop = loops["fit_loop"]
+    fit_loop["epoch_progress"] = {"total": _progress(0), "current": _progress(0)}
+    fit_loop["epoch_loop.batch_progress"]["is_last_batch"] = False
+    fit_loop["epoch_loop.val_loop.batch_progress"]["is_last_batch"] = False
+    return loops
+
+
+# Safetensors metadata keys that describe the file itself or are rebuilt from the Lightning
+# layout; every other key (e.g. "geometry") rides in the Lightning dict under LIGHTNING_METADATA_KEY.
+_STRUCTURAL_METADATA = {
+    "format", "format_version", "hidden", "heads", "node_features", "edge_features", "epoch", "global_step",
+    "pytorch-lightning_version", "lightning_loops", "training_state", "source_file", "source_format",
+    "source_sha256",
+}
+
+
+def lightning_metadata(lightning: dict[str, Any]) -> dict[str, str]:
+    """Safetensors metadata recording a Lightning dict's epoch, step, version and loops (not its tensors)."""
+    carried = lightning.get(LIGHTNING_METADATA_KEY)
+    carried = carried if isinstance(carried, dict) else {}
+    metadata = {str(k): str(v) for k, v in carried.items() if str(k) not in _STRUCTURAL_METADATA}
+    for key in ("epoch", "global_step", "pytorch-lightning_version"):
+        if key in lightning:
+            metadata[key] = str(lightning[key])
+    loops = lightning.get("loops")
+    if loops is not None:
+        try:
+            encoded = json.dumps(loops, sort_keys=False)
+            if json.loads(encoded) == loops:
+                metadata["lightning_loops"] = encoded
+        except (TypeError, ValueError):
+            pass  # loops with non-JSON values are only carried by the training-state file
+    return metadata
+
+
+def lightning_from_weights(checkpoint: Checkpoint) -> dict[str, Any]:
+    """A weights-only Lightning dict: no optimizer or callback state, so Lightning restarts those fresh.
+
+    Epoch, global step and loops come from the file's metadata when it has them; without an
+    epoch the result is an untrained run (epoch 0, step 0) that starts with these weights.
+    """
+    metadata = checkpoint.metadata
+    epoch, global_step = checkpoint.epoch, checkpoint.global_step
+    if "lightning_loops" in metadata:
+        try:
+            loops = json.loads(metadata["lightning_loops"])
+        except ValueError as error:
+            raise CheckpointError(f"{checkpoint.path}: malformed lightning_loops metadata ({error})") from None
+    elif epoch is not None:
+        # Batch counts are unknown; Lightning resumes from an epoch end without reading them.
+        loops = lightning_loops(epoch, global_step or 0, 0, 0, 0)
+    else:
+        loops = lightning_loops_untrained()
+    lightning = lightning_checkpoint(
+        checkpoint.state_dict,
+        epoch=epoch or 0,
+        global_step=global_step or 0,
+        loops=loops,
+        lightning_version=metadata.get("pytorch-lightning_version", LIGHTNING_VERSION),
+    )
+    carried = {key: value for key, value in metadata.items() if key not in _STRUCTURAL_METADATA}
+    if carried:
+        lightning[LIGHTNING_METADATA_KEY] = carried
+    return lightning
+
+
+# The training-state companion: everything of a Lightning dict except the weights (optimizer
+# state, callbacks, loops, ...). Tensors are stored as safetensors; the nesting as JSON in the
+# metadata, with tagged objects for what JSON lacks (tuples, non-string keys, tensors).
+_TENSOR, _DICT, _ORDERED, _TUPLE, _WEIGHTS = "tensor", "dict", "ordered_dict", "tuple", "weights"
+
+
+def training_state_path(weights_path: str | os.PathLike) -> Path:
+    """Where the companion of `x.safetensors` lives: `x.training.safetensors` beside it."""
+    weights_path = Path(weights_path)
+    return weights_path.with_name(f"{weights_path.stem}.training.safetensors")
+
+
+def _encode(value: Any, where: str, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, torch.Tensor):
+        name = f"tensor.{len(tensors)}"
+        # clone: safetensors refuses tensors that share memory.
+        tensors[name] = value.detach().cpu().clone().contiguous()
+        return {_TENSOR: name}
+    # Exact types only: a subclass (torch.Size is a tuple) would come back as its base class.
+    if type(value) in (dict, OrderedDict):
+        tag = _ORDERED if type(value) is OrderedDict else _DICT
+        pairs = value.items()
+        return {tag: [[_encode(key, where, tensors), _encode(item, f"{where}/{key}", tensors)] for key, item in pairs]}
+    if type(value) is tuple:
+        return {_TUPLE: [_encode(item, f"{where}/{index}", tensors) for index, item in enumerate(value)]}
+    if type(value) is list:
+        return [_encode(item, f"{where}/{index}", tensors) for index, item in enumerate(value)]
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    raise CheckpointError(f"{where}: holds a {type(value).__name__}, which a training-state file cannot carry")
+
+
+def _decode(value: Any, tensors: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, list):
+        return [_decode(item, tensors, weights) for item in value]
+    if not isinstance(value, dict):
+        return value
+    (tag, content), = value.items()
+    if tag == _TENSOR:
+        return tensors[content]
+    if tag == _WEIGHTS:
+        return OrderedDict(weights) if content == "OrderedDict" else dict(weights)
+    if tag == _TUPLE:
+        return tuple(_decode(item, tensors, weights) for item in content)
+    if tag in (_DICT, _ORDERED):
+        pairs = [(_decode(key, tensors, weights), _decode(item, tensors, weights)) for key, item in content]
+        return OrderedDict(pairs) if tag == _ORDERED else dict(pairs)
+    raise ValueError(f"unknown tag {tag}")
+
+
+def write_training_state(
+    path: str | os.PathLike, lightning: dict[str, Any], weights_file: str | os.PathLike, overwrite: bool = False
+) -> None:
+    """Write everything of a Lightning dict except `state_dict`, tied to the weights file by its sha256."""
+    path, weights_file = Path(path), Path(weights_file)
+    tensors: dict[str, torch.Tensor] = {}
+    top_level = []
+    for key, value in lightning.items():
+        if key == "state_dict":
+            encoded = {_WEIGHTS: "OrderedDict" if isinstance(value, OrderedDict) else "dict"}
+        else:
+            encoded = _encode(value, f"{path}: {key}", tensors)
+        top_level.append([key, encoded])
+    metadata = {
+        "format": TRAINING_STATE_FORMAT,
+        "format_version": TRAINING_STATE_FORMAT_VERSION,
+        "weights_file": weights_file.name,
+        "weights_sha256": sha256_file(weights_file),
+        "structure": json.dumps({_DICT: top_level}),
+    }
+    _atomic_write(path, lambda target: save_file(tensors, target, metadata=metadata), overwrite)
+
+
+def read_training_state(path: str | os.PathLike, weights: Checkpoint | None) -> dict[str, Any]:
+    """The full Lightning dict: the companion's training state around `weights`' state dict.
+
+    Refuses a companion written for another weights file (sha256 recorded at conversion).
+    With `weights=None` (inspection) nothing is paired and `state_dict` comes back empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: training-state file not found")
+    try:
+        with safe_open(path, framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: unreadable training-state file, truncated or corrupted ({error})") from None
+    if metadata.get("format") != TRAINING_STATE_FORMAT:
+        raise CheckpointError(f"{path}: not a training-state file (format {metadata.get('format')!r})")
+    if metadata.get("format_version") != TRAINING_STATE_FORMAT_VERSION:
+        raise CheckpointError(f"{path}: unsupported training-state format version {metadata.get('format_version')}")
+    expected = sha256_file(weights.path) if weights is not None else metadata.get("weights_sha256")
+    if metadata.get("weights_sha256") != expected:
+        raise CheckpointError(
+            f"{path}: belongs to another weights file (recorded sha256 {metadata.get('weights_sha256', '?')[:16]}..., "
+            f"{weights.path} has {expected[:16]}...)"
+        )
+    try:
+        return _decode(json.loads(metadata["structure"]), tensors, weights.state_dict if weights is not None else {})
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: malformed training-state structure ({error})") from None

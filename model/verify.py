@@ -1,0 +1,146 @@
+"""Comparing a checkpoint with a reference: per-tensor weight differences and predictions on a graph set."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import Tensor
+from torch_geometric.data import Batch, Data
+from tqdm import tqdm
+
+from data.graph_io import GraphFileError, load_graph
+from model.topoqa import EDGE_FEATURES, NODE_FEATURES, TopoQA
+
+PDB_SUFFIXES = (".pdb", ".pdb.gz", ".ent", ".ent.gz")
+
+
+class GraphSetError(ValueError):
+    """No usable graph set; the message names the folder and the problem."""
+
+
+@dataclass
+class NamedGraph:
+    name: str
+    graph: Data
+
+
+def tensor_differences(candidate: dict[str, Tensor], reference: dict[str, Tensor]) -> dict[str, float]:
+    """Max absolute difference per state-dict key, in float64 (NaN when a value is not finite)."""
+    differences = {}
+    for key, expected in reference.items():
+        gap = (candidate[key].double() - expected.double()).abs()
+        differences[key] = float(gap.max()) if gap.numel() else 0.0
+    return differences
+
+
+def graph_problem(graph: Data) -> str | None:
+    """Why a graph cannot be scored by the network, or None when it can."""
+    x, edge_index, edge_attr = (getattr(graph, name, None) for name in ("x", "edge_index", "edge_attr"))
+    for name, value in (("x", x), ("edge_index", edge_index), ("edge_attr", edge_attr)):
+        if not isinstance(value, Tensor):
+            return f"has no tensor {name}"
+    if x.dim() != 2 or x.shape[1] != NODE_FEATURES or x.shape[0] == 0 or x.dtype != torch.float32:
+        return f"x is {x.dtype} {list(x.shape)}, expected float32 [N>0, {NODE_FEATURES}]"
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.dtype != torch.int64:
+        return f"edge_index is {edge_index.dtype} {list(edge_index.shape)}, expected int64 [2, E]"
+    edges = edge_index.shape[1]
+    if edge_attr.dim() != 2 or list(edge_attr.shape) != [edges, EDGE_FEATURES] or edge_attr.dtype != torch.float32:
+        return f"edge_attr is {edge_attr.dtype} {list(edge_attr.shape)}, expected float32 [{edges}, {EDGE_FEATURES}]"
+    if edges and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.shape[0]):
+        return f"edge_index refers to nodes outside 0..{x.shape[0] - 1}"
+    return None
+
+
+def _read_graph(path: Path) -> Data:
+    if path.suffix == ".pt":
+        return load_graph(path)
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise GraphFileError(f"{path}: unreadable safetensors graph ({error})") from None
+    return Data(**{key: tensors[key] for key in ("x", "edge_index", "edge_attr") if key in tensors})
+
+
+def load_graph_folder(folder: str | os.PathLike) -> tuple[list[NamedGraph], list[str]]:
+    """Graphs of a folder, in name order, and one line per file that was skipped.
+
+    Accepts `<MODEL>.pt` graph files, `<MODEL>.safetensors` files holding x, edge_index and
+    edge_attr, and `<MODEL>/graph.safetensors` (the layout of the reference golden folder).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GraphSetError(f"{folder}: graph folder not found")
+    candidates: dict[str, Path] = {}
+    skipped = []
+    paths = [*folder.glob("*.pt"), *folder.glob("*.safetensors"), *folder.glob("*/graph.safetensors")]
+    for path in sorted(paths):
+        name = path.parent.name if path.name == "graph.safetensors" and path.parent != folder else path.stem
+        if name in candidates:
+            skipped.append(f"{path}: skipped, another file already provides graph {name} ({candidates[name]})")
+            continue
+        candidates[name] = path
+    graphs = []
+    for name, path in sorted(candidates.items()):
+        try:
+            graph = _read_graph(path)
+        except GraphFileError as error:
+            skipped.append(f"{error}; skipped")
+            continue
+        problem = graph_problem(graph)
+        if problem:
+            skipped.append(f"{path}: {problem}; skipped")
+            continue
+        graphs.append(NamedGraph(name, graph))
+    if not graphs:
+        raise GraphSetError(f"{folder}: no usable graphs (looked for *.pt, *.safetensors, */graph.safetensors)")
+    return graphs, skipped
+
+
+def featurized_graphs(
+    folder: str | os.PathLike, jobs: int, geometry: str = "xyy"
+) -> tuple[list[NamedGraph], list[str]]:
+    """Featurise every PDB file of a folder (in name order) with the project's featuriser."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GraphSetError(f"{folder}: complex folder not found")
+    try:
+        from data.featurize import featurize_many
+    except ImportError as error:
+        message = f"--complex_folder needs the featuriser (data/featurize.py), unavailable here: {error}"
+        raise GraphSetError(message) from None
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(PDB_SUFFIXES))
+    if not paths:
+        raise GraphSetError(f"{folder}: no PDB files found (looked for {', '.join(PDB_SUFFIXES)})")
+    graphs, skipped = [], []
+    for result in featurize_many(paths, geometry=geometry, jobs=jobs, cache_dir=None, progress=True):
+        if result.graph is None:
+            skipped.append(f"{result.name}: {result.reason}; skipped")
+        else:
+            graphs.append(NamedGraph(result.name, result.graph))
+    if not graphs:
+        raise GraphSetError(f"{folder}: none of the {len(paths)} complexes could be featurised")
+    # Parallel featurisation may finish in any order; report in name order.
+    return sorted(graphs, key=lambda item: item.name), sorted(skipped)
+
+
+def predict(model: TopoQA, graphs: list[NamedGraph], batch_size: int = 32) -> Tensor:
+    """Predicted DockQ per graph, in order: eval mode, no gradients, on the model's device."""
+    model.eval()
+    device = next(model.parameters()).device
+    predictions = []
+    starts = range(0, len(graphs), batch_size)
+    with torch.no_grad():
+        for start in tqdm(starts, desc="predicting", unit="batch", leave=False, disable=len(starts) < 8):
+            # Only the tensors the network reads: graphs from different sources carry different extras (y, ...).
+            chunk = [
+                Data(x=item.graph.x, edge_index=item.graph.edge_index, edge_attr=item.graph.edge_attr)
+                for item in graphs[start : start + batch_size]
+            ]
+            batch = Batch.from_data_list(chunk).to(device)
+            predictions.append(model(batch.x, batch.edge_index, batch.edge_attr, batch.batch).view(-1).cpu())
+    return torch.cat(predictions)

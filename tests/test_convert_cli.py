@@ -1,0 +1,278 @@
+"""The converter command line (`python -m model.convert`) on the published checkpoint."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from model.checkpoint import read_checkpoint, sha256_file
+from model.convert import main
+from model.topoqa import TopoQA
+from tests.conftest import REPO_ROOT, need_reference
+from tests.test_checkpoint_io import _TouchMarker, assert_same_tree
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(err: str, *expected: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+
+
+def perturbed_copy(source, target, key: str, delta: float = 1e-3) -> None:
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    checkpoint["state_dict"][key] = checkpoint["state_dict"][key] + delta
+    torch.save(checkpoint, target)
+
+
+def test_round_trip_keeps_everything(tmp_path, capsys, published_checkpoint):
+    weights, back = tmp_path / "topoqa.safetensors", tmp_path / "topoqa.ckpt"
+    assert run(capsys, "to-safetensors", published_checkpoint, weights)[0] == 0
+    companion = tmp_path / "topoqa.training.safetensors"
+    assert companion.exists()
+    code, out, _ = run(capsys, "to-lightning", weights, back)
+    assert code == 0 and f"from {companion}" in out
+
+    original = torch.load(published_checkpoint, map_location="cpu", weights_only=True)
+    rebuilt = torch.load(back, weights_only=True)
+    assert_same_tree(rebuilt, original)  # every tensor bit-identical, optimizer state and loops included
+
+    # The reference loads checkpoints this way: the state dict straight into the network, strictly.
+    TopoQA().load_state_dict(torch.load(back)["state_dict"], strict=True)
+
+    with safe_open(weights, framework="pt") as handle:
+        metadata = handle.metadata()
+        assert len(list(handle.keys())) == 39
+    assert metadata["source_sha256"] == sha256_file(published_checkpoint)
+    assert metadata["source_file"] == "topoqa.ckpt.original"
+    assert (metadata["epoch"], metadata["global_step"]) == ("199", "3400")
+    assert (metadata["format"], metadata["format_version"]) == ("topoqa-safetensors", "1")
+    assert (metadata["hidden"], metadata["heads"], metadata["node_features"], metadata["edge_features"]) == (
+        "32", "8", "172", "11"
+    )
+    assert metadata["training_state"] == companion.name
+
+
+def test_weights_only_round_trip(tmp_path, capsys, published_checkpoint):
+    weights, back = tmp_path / "w.safetensors", tmp_path / "w.ckpt"
+    code, out, _ = run(capsys, "to-safetensors", "--weights-only", published_checkpoint, weights)
+    assert code == 0 and "--weights-only" in out
+    assert not (tmp_path / "w.training.safetensors").exists()
+    assert run(capsys, "to-lightning", weights, back)[0] == 0
+
+    original = torch.load(published_checkpoint, map_location="cpu", weights_only=True)
+    rebuilt = torch.load(back, weights_only=True)
+    assert list(rebuilt) == list(original)
+    assert_same_tree(rebuilt["state_dict"], original["state_dict"])
+    assert_same_tree(rebuilt["loops"], original["loops"])
+    assert (rebuilt["epoch"], rebuilt["global_step"], rebuilt["pytorch-lightning_version"]) == (199, 3400, "2.3.3")
+    assert rebuilt["optimizer_states"] == [] and rebuilt["callbacks"] == {} and rebuilt["lr_schedulers"] == []
+
+
+def test_converting_never_clobbers(tmp_path, capsys, published_checkpoint):
+    weights = tmp_path / "w.safetensors"
+    companion = tmp_path / "w.training.safetensors"
+    companion.write_bytes(b"precious")
+    code, _, err = run(capsys, "to-safetensors", published_checkpoint, weights)
+    assert code == 2
+    assert_one_line_error(err, str(companion), "already exists", "--overwrite")
+    assert companion.read_bytes() == b"precious" and not weights.exists()
+
+    assert run(capsys, "to-safetensors", "--overwrite", published_checkpoint, weights)[0] == 0
+    assert read_checkpoint(weights).format == "safetensors"
+
+    ckpt = tmp_path / "w.ckpt"
+    ckpt.write_bytes(b"precious")
+    code, _, err = run(capsys, "to-lightning", weights, ckpt)
+    assert code == 2 and ckpt.read_bytes() == b"precious"
+    assert_one_line_error(err, str(ckpt), "already exists")
+    assert run(capsys, "to-lightning", "--overwrite", weights, ckpt)[0] == 0
+
+
+def test_to_lightning_refuses_a_foreign_or_missing_companion(tmp_path, capsys, published_checkpoint):
+    weights = tmp_path / "w.safetensors"
+    assert run(capsys, "to-safetensors", published_checkpoint, weights)[0] == 0
+    other = tmp_path / "other.safetensors"
+    assert run(capsys, "to-safetensors", "--weights-only", need_reference("training_run", "expected",
+                                                                         "topo_last.ckpt"), other)[0] == 0
+    code, _, err = run(capsys, "to-lightning", "--training-state", tmp_path / "w.training.safetensors", other,
+                       tmp_path / "x.ckpt")
+    assert code == 2
+    assert_one_line_error(err, "w.training.safetensors", "belongs to another weights file")
+
+    (tmp_path / "w.training.safetensors").unlink()
+    code, _, err = run(capsys, "to-lightning", weights, tmp_path / "y.ckpt")
+    assert code == 2
+    assert_one_line_error(err, "w.training.safetensors", "not found", "--weights-only")
+    assert run(capsys, "to-lightning", "--weights-only", weights, tmp_path / "y.ckpt")[0] == 0
+    assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_verify_published_against_itself_passes(capsys, published_checkpoint, golden_dirs):
+    code, out, _ = run(capsys, "verify", published_checkpoint, "--reference", published_checkpoint)
+    assert code == 0
+    digest = sha256_file(published_checkpoint)
+    assert out.count(f"sha256: {digest}") == 2
+    assert len(re.findall(r"^  \S+\s+0\.000e\+00$", out, flags=re.M)) == 39
+    assert "weights: IDENTICAL (all 39 tensors bit-identical)" in out
+    assert f"predictions on {len(golden_dirs)} golden graphs" in out
+    assert "max abs prediction difference: 0.000e+00" in out
+    assert out.rstrip().endswith("verdict: PASS")
+
+
+def test_verify_defaults_to_the_published_checkpoint(tmp_path, capsys, published_checkpoint, monkeypatch):
+    monkeypatch.delenv("TOPOQA_CHECKPOINT", raising=False)
+    monkeypatch.setenv("TOPOQA_REFERENCE", str(published_checkpoint.parent))
+    weights = tmp_path / "w.safetensors"
+    assert run(capsys, "to-safetensors", "--weights-only", published_checkpoint, weights)[0] == 0
+    code, out, _ = run(capsys, "verify", weights)
+    assert code == 0 and f"reference: {published_checkpoint}" in out and "verdict: PASS" in out
+
+
+def test_verify_perturbed_copy_fails_and_names_the_tensor(tmp_path, capsys, published_checkpoint):
+    perturbed = tmp_path / "perturbed.ckpt"
+    perturbed_copy(published_checkpoint, perturbed, "out.bias")
+    code, out, _ = run(capsys, "verify", perturbed, "--reference", published_checkpoint)
+    assert code == 1
+    assert re.search(r"^  out\.bias\s+1\.000e-03  <- differs$", out, flags=re.M)
+    assert len(re.findall(r"<- differs$", out, flags=re.M)) == 1
+    assert "weights: DIFFERENT (1 of 39 tensors differ; largest 1.000e-03 at out.bias)" in out
+    largest = float(re.search(r"max abs prediction difference: (\S+)", out).group(1))
+    assert 1e-5 < largest < 1e-3
+    assert out.rstrip().endswith("verdict: FAIL")
+
+    # The tolerance flag moves the line.
+    code, out, _ = run(capsys, "verify", perturbed, "--reference", published_checkpoint, "--tolerance", "1e-3")
+    assert code == 0 and "verdict: PASS" in out
+
+
+def test_verify_reports_conv3_changes_but_judges_predictions(tmp_path, capsys, published_checkpoint):
+    perturbed = tmp_path / "conv3.ckpt"
+    perturbed_copy(published_checkpoint, perturbed, "conv3.0.lin_l.weight")
+    code, out, _ = run(capsys, "verify", perturbed, "--reference", published_checkpoint)
+    assert code == 0
+    assert "only conv3, which the forward pass never applies" in out
+    assert "max abs prediction difference: 0.000e+00" in out
+
+
+def test_verify_mixes_formats_and_graph_folders(tmp_path, capsys, published_checkpoint, golden_dirs):
+    weights = tmp_path / "w.safetensors"
+    assert run(capsys, "to-safetensors", "--weights-only", published_checkpoint, weights)[0] == 0
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    shutil.copy(golden_dirs[0] / "graph.safetensors", graphs / f"{golden_dirs[0].name}.safetensors")
+    shutil.copy(need_reference("training_run", "graphs", "syn_000.pt"), graphs / "syn_000.pt")
+    (graphs / "broken.pt").write_bytes(b"not a graph")
+    code, out, _ = run(capsys, "verify", published_checkpoint, "--reference", weights, "--graphs", graphs)
+    assert code == 0
+    assert f"predictions on 2 graphs from {graphs}" in out
+    assert re.search(r"broken\.pt: not a loadable graph file .*; skipped", out)
+    assert re.search(rf"^  {golden_dirs[0].name}\s+candidate", out, flags=re.M)
+    assert "verdict: PASS" in out
+
+
+def test_verify_on_the_training_graphs(capsys, published_checkpoint):
+    graphs = need_reference("training_run", "graphs")
+    code, out, _ = run(capsys, "verify", published_checkpoint, "--reference", published_checkpoint, "--graphs", graphs)
+    assert code == 0 and "predictions on 128 graphs" in out and "verdict: PASS" in out
+
+
+def test_verify_heads4_model_is_bad_input(tmp_path, capsys, published_checkpoint):
+    heads4 = tmp_path / "heads4.ckpt"
+    torch.save({"epoch": 0, "state_dict": TopoQA(heads=4).state_dict()}, heads4)
+    code, out, err = run(capsys, "verify", heads4, "--reference", published_checkpoint)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, str(heads4), "conv1.0.att", "[1, 4, 32]", "[1, 8, 32]")
+
+
+@pytest.mark.parametrize("command", ["to-safetensors", "to-lightning", "inspect", "verify"])
+def test_missing_input_is_one_line(tmp_path, capsys, command):
+    missing = tmp_path / "nowhere.ckpt"
+    argv = [command, missing] + ([tmp_path / "out"] if command.startswith("to-") else [])
+    code, _, err = run(capsys, *argv, *(["--reference", missing] if command == "verify" else []))
+    assert code == 2
+    assert_one_line_error(err, str(missing), "file not found")
+
+
+def test_wrong_direction_is_refused(tmp_path, capsys, published_checkpoint):
+    code, _, err = run(capsys, "to-lightning", published_checkpoint, tmp_path / "x.ckpt")
+    assert code == 2
+    assert_one_line_error(err, str(published_checkpoint), "already a Lightning checkpoint")
+
+
+def test_inspect_reports_format_counts_and_metadata(tmp_path, capsys, published_checkpoint):
+    code, out, _ = run(capsys, "inspect", published_checkpoint)
+    assert code == 0
+    for line in ("format: Lightning checkpoint, epoch 199, global step 3400", "tensors: 39", "parameters: 164433",
+                 "pytorch-lightning version: 2.3.3", "optimizer 0: state for 30 parameters"):
+        assert line in out, line
+    weights = tmp_path / "w.safetensors"
+    assert run(capsys, "to-safetensors", published_checkpoint, weights)[0] == 0
+    code, out, _ = run(capsys, "inspect", weights)
+    assert code == 0 and "format: safetensors, epoch 199, global step 3400" in out
+    assert f"metadata source_sha256: {sha256_file(published_checkpoint)}" in out
+    assert "metadata training_state: w.training.safetensors (present)" in out
+    code, out, _ = run(capsys, "inspect", tmp_path / "w.training.safetensors")
+    assert code == 0 and "format: training-state companion" in out and f"sha256 {sha256_file(weights)}" in out
+
+
+def test_command_line_refuses_a_malicious_checkpoint(tmp_path, capsys):
+    marker = tmp_path / "payload_ran"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": _TouchMarker(marker)}, evil)
+    for argv in (["inspect", evil], ["verify", evil, "--reference", evil]):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and out == ""
+        assert_one_line_error(err, str(evil), "refused to load", "system")
+    # The real entry point, in its own process (one start: importing torch is slow on CI).
+    argv = [sys.executable, "-m", "model.convert", "to-safetensors", str(evil), str(tmp_path / "out.safetensors")]
+    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert_one_line_error(result.stderr, str(evil), "refused to load", "system")
+    assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
+
+
+def test_verify_complex_folder_uses_the_featuriser(tmp_path, capsys, monkeypatch, published_checkpoint, golden_dirs):
+    # Stands in for data/featurize.py (tested on its own): checks what verify asks of it and does with its results.
+    from types import ModuleType, SimpleNamespace
+
+    from safetensors.torch import load_file
+    from torch_geometric.data import Data
+
+    for folder in golden_dirs:
+        (tmp_path / f"{folder.name}.pdb").write_text("ATOM\n")
+    (tmp_path / "no_interface.pdb").write_text("ATOM\n")
+    (tmp_path / "notes.txt").write_text("not a structure\n")
+    calls = []
+
+    def featurize_many(paths, geometry, jobs, cache_dir, progress):
+        calls.append(([path.name for path in paths], geometry, jobs, cache_dir))
+        for path in paths:
+            golden = [folder for folder in golden_dirs if folder.name == path.stem]
+            graph = Data(**load_file(golden[0] / "graph.safetensors")) if golden else None
+            yield SimpleNamespace(name=path.stem, graph=graph, reason=None if golden else "no interface residues")
+
+    fake = ModuleType("data.featurize")
+    fake.featurize_many = featurize_many
+    monkeypatch.setitem(sys.modules, "data.featurize", fake)
+    code, out, _ = run(capsys, "verify", published_checkpoint, "--reference", published_checkpoint,
+                       "--complex_folder", tmp_path, "--jobs", "1")
+    assert code == 0
+    expected_inputs = sorted([f"{folder.name}.pdb" for folder in golden_dirs] + ["no_interface.pdb"])
+    assert calls == [(expected_inputs, "xyy", 1, None)]
+    assert f"predictions on {len(golden_dirs)} complexes featurised from {tmp_path}" in out
+    assert "no_interface: no interface residues; skipped" in out
+    assert "verdict: PASS" in out

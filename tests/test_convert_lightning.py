@@ -1,0 +1,131 @@
+"""Converted checkpoints in real PyTorch Lightning: loaded through its checkpoint API and resumed.
+
+Lightning is a test-only dependency: the converter never imports it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch_geometric.loader import DataLoader
+
+from data.graph_io import load_graph
+from model.checkpoint import read_checkpoint, write_safetensors
+from model.convert import main
+from model.topoqa import TopoQA
+from tests.conftest import need_reference
+
+
+class LitTopoQA(pl.LightningModule):
+    """The reference's LightningModule in miniature: TopoQA's modules at top level (its key layout), MSE, Adam."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name, module in TopoQA().named_children():
+            self.add_module(name, module)
+
+    def forward(self, batch):
+        return TopoQA.forward(self, batch.x, batch.edge_index, batch.edge_attr, batch.batch)
+
+    def training_step(self, batch, batch_index):
+        return torch.nn.functional.mse_loss(self(batch), batch.y.view(-1, 1))
+
+    def validation_step(self, batch, batch_index):
+        loss = torch.nn.functional.mse_loss(self(batch), batch.y.view(-1, 1))
+        self.log("val_loss", loss, batch_size=batch.num_graphs)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.005)
+
+
+class ResumeProbe(pl.Callback):
+    """Records where training restarted and the optimizer state it restarted with."""
+
+    def on_train_start(self, trainer, module):
+        self.start_epoch, self.start_step = trainer.current_epoch, trainer.global_step
+        self.weights = {key: value.clone() for key, value in module.state_dict().items()}
+        self.optimizer_state = {
+            index: {key: value.clone() for key, value in state.items()}
+            for index, state in enumerate(trainer.optimizers[0].state.values())
+        }
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    folder = need_reference("training_run", "graphs")
+    graphs = [load_graph(folder / f"syn_{index:03d}.pt") for index in range(6)]
+    return DataLoader(graphs[:4], batch_size=2), DataLoader(graphs[4:], batch_size=2)
+
+
+def resume(ckpt, loaders) -> tuple[pl.Trainer, ResumeProbe]:
+    """Fit up to the saved epoch + 2, i.e. one more epoch after it (two for an untrained file)."""
+    saved_epoch = torch.load(ckpt, weights_only=True)["epoch"]
+    probe = ResumeProbe()
+    trainer = pl.Trainer(
+        max_epochs=saved_epoch + 2, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[probe],
+    )
+    trainer.fit(LitTopoQA(), *loaders, ckpt_path=str(ckpt))
+    return trainer, probe
+
+
+def convert(*argv) -> None:
+    assert main([str(arg) for arg in argv]) == 0
+
+
+def test_lightning_loads_the_converted_checkpoint(tmp_path, published_checkpoint):
+    weights, ckpt = tmp_path / "w.safetensors", tmp_path / "w.ckpt"
+    convert("to-safetensors", published_checkpoint, weights)
+    convert("to-lightning", weights, ckpt)
+    module = LitTopoQA.load_from_checkpoint(ckpt, map_location="cpu")  # strict by default
+    published = read_checkpoint(published_checkpoint).state_dict
+    assert list(module.state_dict()) == list(published)
+    assert all(torch.equal(module.state_dict()[key], value) for key, value in published.items())
+
+
+def test_resumes_with_the_optimizer_state(tmp_path, published_checkpoint, loaders):
+    weights, ckpt = tmp_path / "w.safetensors", tmp_path / "w.ckpt"
+    convert("to-safetensors", published_checkpoint, weights)
+    convert("to-lightning", weights, ckpt)
+    trainer, probe = resume(ckpt, loaders)
+    assert (probe.start_epoch, probe.start_step) == (200, 3400)
+    published = read_checkpoint(published_checkpoint).state_dict
+    assert all(torch.equal(probe.weights[key], value) for key, value in published.items())
+    saved = torch.load(published_checkpoint, map_location="cpu", weights_only=True)["optimizer_states"][0]["state"]
+    assert len(probe.optimizer_state) == len(saved) == 30
+    assert torch.equal(probe.optimizer_state[0]["exp_avg_sq"], saved[0]["exp_avg_sq"])
+    assert float(probe.optimizer_state[0]["step"]) == 3400
+    # One more epoch of two batches, one optimizer step each.
+    assert (trainer.current_epoch, trainer.global_step) == (201, 3402)
+
+
+def test_weights_only_resumes_with_a_fresh_optimizer(tmp_path, published_checkpoint, loaders):
+    weights, ckpt = tmp_path / "w.safetensors", tmp_path / "w.ckpt"
+    convert("to-safetensors", "--weights-only", published_checkpoint, weights)
+    convert("to-lightning", weights, ckpt)
+    trainer, probe = resume(ckpt, loaders)
+    assert (probe.start_epoch, probe.start_step) == (200, 3400)
+    assert probe.optimizer_state == {}
+    assert (trainer.current_epoch, trainer.global_step) == (201, 3402)
+
+
+def test_safetensors_with_only_epoch_and_step_resumes(tmp_path, published_checkpoint, loaders):
+    # What a training script writes: weights plus epoch/step, no Lightning loops, one extra metadata key.
+    weights, ckpt = tmp_path / "trained.safetensors", tmp_path / "trained.ckpt"
+    state_dict = read_checkpoint(published_checkpoint).state_dict
+    write_safetensors(weights, state_dict, {"epoch": "3", "global_step": "8", "geometry": "xyz"})
+    convert("to-lightning", weights, ckpt)
+    assert read_checkpoint(ckpt).metadata == {"geometry": "xyz"}
+    trainer, probe = resume(ckpt, loaders)
+    assert (probe.start_epoch, probe.start_step) == (4, 8)
+    assert (trainer.current_epoch, trainer.global_step) == (5, 10)
+
+
+def test_weights_without_history_start_at_epoch_zero(tmp_path, loaders):
+    weights, ckpt = tmp_path / "init.safetensors", tmp_path / "init.ckpt"
+    write_safetensors(weights, TopoQA().state_dict())
+    convert("to-lightning", weights, ckpt)
+    trainer, probe = resume(ckpt, loaders)
+    assert (probe.start_epoch, probe.start_step) == (0, 0)
+    assert (trainer.current_epoch, trainer.global_step) == (2, 4)
