@@ -66,13 +66,13 @@ def complex_inputs(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
 
 
 def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    from data.files import write_text_atomically
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(buffer.getvalue())
-    os.replace(temporary, path)
+    write_text_atomically(path, buffer.getvalue(), overwrite=True)
 
 
 def read_labels(path: Path, target_column: str) -> dict[str, tuple[float, str]]:
@@ -115,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # Heavy imports only once the arguments are known to be usable.
     import torch
-    from torch_geometric.data import Batch
 
     from data.featurize import featurize_many
     from data.graph_io import save_graph
     from model.checkpoint import CheckpointError, default_checkpoint_path, read_checkpoint
+    from model.predict import predict
     from model.topoqa import TopoQA
 
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
@@ -159,12 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         for graph in graphs:
             save_graph(graph, Path(args.work_dir) / f"{graph.name}.pt", overwrite=True)
 
-    predictions: list[float] = []
-    with torch.no_grad():
-        for start in range(0, len(graphs), args.batch_size):
-            batch = Batch.from_data_list(graphs[start : start + args.batch_size]).to(device)
-            output = model(batch.x, batch.edge_index, batch.edge_attr, batch.batch)
-            predictions.extend(float(value) for value in output.view(-1).cpu())
+    predictions = [float(value) for value in predict(model, graphs, args.batch_size)]
     names = [graph.name for graph in graphs]
 
     result_folder.mkdir(parents=True, exist_ok=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch_geometric.data import Data
 from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
 from torch_geometric.data.storage import GlobalStorage
+
+from data.files import atomic_write
 
 # Bumped whenever the meaning of x / edge_attr changes.
 GRAPH_FORMAT_VERSION = 1
@@ -41,15 +42,4 @@ def load_graph(path: str | os.PathLike) -> Data:
 
 def save_graph(graph: Data, path: str | os.PathLike, overwrite: bool = False) -> None:
     """Write a graph file atomically; refuse to replace an existing file unless asked."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists (pass overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(graph, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda target: torch.save(graph, target), overwrite)

@@ -10,8 +10,6 @@ import hashlib
 import json
 import os
 import re
-import stat
-import uuid
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from data.files import atomic_write
 from model.topoqa import HEADS, HIDDEN, TopoQA
 
 SAFETENSORS_FORMAT_VERSION = "1"
@@ -174,23 +173,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> T
     return model.to(device).eval()
 
 
-def _atomic_write(path: Path, write: Any, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists (use --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    # The permissions open() would give (umask applied); safetensors itself writes private 0600 files.
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        mode = stat.S_IMODE(os.stat(temporary).st_mode)
-        write(temporary)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_safetensors(
     path: str | os.PathLike,
     state_dict: dict[str, torch.Tensor],
@@ -205,14 +187,14 @@ def write_safetensors(
     for key, value in (metadata or {}).items():
         full_metadata[key] = value if isinstance(value, str) else json.dumps(value)
     tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
-    _atomic_write(path, lambda target: save_file(tensors, target, metadata=full_metadata), overwrite)
+    atomic_write(path, lambda target: save_file(tensors, target, metadata=full_metadata), overwrite)
 
 
 def write_lightning(path: str | os.PathLike, checkpoint: dict[str, Any], overwrite: bool = False) -> None:
     """torch.save a Lightning-layout dict atomically."""
     path = Path(path)
     check_state_dict(checkpoint["state_dict"], path)
-    _atomic_write(path, lambda target: torch.save(checkpoint, target), overwrite)
+    atomic_write(path, lambda target: torch.save(checkpoint, target), overwrite)
 
 
 def _progress(
@@ -470,7 +452,7 @@ def write_training_state(
         "weights_sha256": sha256_file(weights_file),
         "structure": json.dumps({_DICT: top_level}),
     }
-    _atomic_write(path, lambda target: save_file(tensors, target, metadata=metadata), overwrite)
+    atomic_write(path, lambda target: save_file(tensors, target, metadata=metadata), overwrite)
 
 
 def read_training_state(path: str | os.PathLike, weights: Checkpoint | None) -> dict[str, Any]:

@@ -42,12 +42,12 @@ from model.checkpoint import (
     write_safetensors,
     write_training_state,
 )
+from model.predict import predict
 from model.topoqa import TopoQA
 from model.verify import (
     GraphSetError,
     featurized_graphs,
     load_graph_folder,
-    predict,
     tensor_differences,
 )
 
@@ -257,8 +257,8 @@ def verify_checkpoint(args: argparse.Namespace) -> int:
     candidate_model, reference_model = TopoQA(), TopoQA()
     candidate_model.load_state_dict(candidate.state_dict, strict=True)
     reference_model.load_state_dict(reference.state_dict, strict=True)
-    candidate_predictions = predict(candidate_model, graphs, args.batch_size).double()
-    reference_predictions = predict(reference_model, graphs, args.batch_size).double()
+    candidate_predictions = predict(candidate_model, [item.graph for item in graphs], args.batch_size).double()
+    reference_predictions = predict(reference_model, [item.graph for item in graphs], args.batch_size).double()
     gaps = (candidate_predictions - reference_predictions).abs()
 
     print(f"predictions on {len(graphs)} {graph_source}:")

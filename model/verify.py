@@ -10,11 +10,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
-from torch_geometric.data import Batch, Data
-from tqdm import tqdm
+from torch_geometric.data import Data
 
 from data.graph_io import GraphFileError, load_graph
-from model.topoqa import EDGE_FEATURES, NODE_FEATURES, TopoQA
+from model.topoqa import EDGE_FEATURES, NODE_FEATURES
 
 PDB_SUFFIXES = (".pdb", ".pdb.gz", ".ent", ".ent.gz")
 
@@ -126,21 +125,3 @@ def featurized_graphs(
         raise GraphSetError(f"{folder}: none of the {len(paths)} complexes could be featurised")
     # Parallel featurisation may finish in any order; report in name order.
     return sorted(graphs, key=lambda item: item.name), sorted(skipped)
-
-
-def predict(model: TopoQA, graphs: list[NamedGraph], batch_size: int = 32) -> Tensor:
-    """Predicted DockQ per graph, in order: eval mode, no gradients, on the model's device."""
-    model.eval()
-    device = next(model.parameters()).device
-    predictions = []
-    starts = range(0, len(graphs), batch_size)
-    with torch.no_grad():
-        for start in tqdm(starts, desc="predicting", unit="batch", leave=False, disable=len(starts) < 8):
-            # Only the tensors the network reads: graphs from different sources carry different extras (y, ...).
-            chunk = [
-                Data(x=item.graph.x, edge_index=item.graph.edge_index, edge_attr=item.graph.edge_attr)
-                for item in graphs[start : start + batch_size]
-            ]
-            batch = Batch.from_data_list(chunk).to(device)
-            predictions.append(model(batch.x, batch.edge_index, batch.edge_attr, batch.batch).view(-1).cpu())
-    return torch.cat(predictions)
