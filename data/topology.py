@@ -8,9 +8,11 @@ Values are bit-identical to the reference: same neighbour order, same distance a
 
 from __future__ import annotations
 
+import atexit
 import os
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_all_start_methods, get_context
 
 import gudhi
 import numpy as np
@@ -115,10 +117,15 @@ def minimum_spanning_tree_weights(distances: list[np.ndarray], memberships: list
 
 
 def alpha_h1_bars(points: np.ndarray) -> np.ndarray:
-    """All dimension-1 bars (birth, death) of GUDHI's alpha complex (squared radii, default 'safe' precision)."""
+    """All dimension-1 bars (birth, death) of GUDHI's alpha complex (squared radii, default 'safe' precision).
+
+    Tetrahedra are pruned before the persistence computation: H1 depends only on the 2-skeleton, so the bars
+    are identical, and the cohomology matrix is smaller.
+    """
     if len(points) < 3:
         return np.empty((0, 2))
     tree = gudhi.AlphaComplex(points=points).create_simplex_tree()
+    tree.prune_above_dimension(2)
     tree.compute_persistence()
     return np.asarray(tree.persistence_intervals_in_dimension(1), dtype=np.float64).reshape(-1, 2)
 
@@ -127,14 +134,30 @@ def alpha_h1_bars_of_clouds(clouds: list[np.ndarray]) -> list[np.ndarray]:
     return [alpha_h1_bars(points) for points in clouds]
 
 
+_helpers: dict[int, ProcessPoolExecutor] = {}
+
+
+def helper_pool(processes: int) -> ProcessPoolExecutor:
+    """A forked pool kept for the life of the process, so repeated complexes do not pay the start-up again."""
+    if processes not in _helpers:
+        _helpers[processes] = ProcessPoolExecutor(processes, mp_context=get_context("fork"))
+        atexit.register(_helpers[processes].shutdown, cancel_futures=True)
+    return _helpers[processes]
+
+
 def alpha_h1_bars_many(clouds: list[np.ndarray], workers: int = 1) -> list[np.ndarray]:
-    """`alpha_h1_bars` of every cloud, split over `workers` processes when that is more than one."""
-    if workers <= 1 or len(clouds) < 2 * workers:
+    """`alpha_h1_bars` of every cloud; with `workers` > 1 this process and workers-1 forked helpers share them."""
+    if workers <= 1 or len(clouds) < 4 * workers or "fork" not in get_all_start_methods():
         return alpha_h1_bars_of_clouds(clouds)
-    # Interleaved chunks balance the work; cost grows with cloud size, and sizes vary along the list.
+    # Interleaved chunks balance the work: cloud sizes vary along the list in a repeating pattern.
     chunks = [clouds[k::workers] for k in range(workers)]
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-        chunk_results = list(pool.map(alpha_h1_bars_of_clouds, chunks))
+    try:
+        pool = helper_pool(workers - 1)
+        futures = [pool.submit(alpha_h1_bars_of_clouds, chunk) for chunk in chunks[1:]]
+        chunk_results = [alpha_h1_bars_of_clouds(chunks[0])] + [future.result() for future in futures]
+    except BrokenProcessPool:
+        _helpers.pop(workers - 1, None)
+        return alpha_h1_bars_of_clouds(clouds)
     results: list[np.ndarray] = [np.empty((0, 2))] * len(clouds)
     for k, chunk in enumerate(chunk_results):
         results[k::workers] = chunk

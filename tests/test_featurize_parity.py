@@ -105,6 +105,13 @@ def test_predictions_with_published_checkpoint(stages_by_golden, published_check
         assert math.isclose(prediction, expected, abs_tol=1e-5), (name, prediction, expected)
 
 
+def test_helper_processes_give_identical_results(stages_by_golden):
+    name = "test_model"
+    parallel = featurize_stages(reference_root() / "golden" / name / "input.pdb", workers=2)
+    np.testing.assert_array_equal(parallel.topology, stages_by_golden(name).topology)
+    assert torch.equal(parallel.graph.x, stages_by_golden(name).graph.x)
+
+
 def test_true_geometry_changes_only_the_histograms(stages_by_golden):
     name = "dove_correct"
     defect = stages_by_golden(name).graph
