@@ -45,23 +45,44 @@ def best_time(function, repeats: int) -> float:
     return min(times)
 
 
+def golden_atoms(name: str) -> list[str]:
+    path = reference_root() / "golden" / name / "input.pdb"
+    return [line for line in path.read_text().splitlines() if line.startswith("ATOM")]
+
+
 def make_large_complex(path: Path) -> Path:
-    """8 copies of the largest golden chain (1A2K chain C, 3,179 atoms) on a ring, neighbours in contact."""
-    source = reference_root() / "golden" / "1A2K_r_l_b_model" / "input.pdb"
-    lines = [line for line in source.read_text().splitlines() if line.startswith("ATOM") and line[21] == "C"]
-    xyz = np.array([[float(line[30:38]), float(line[38:46]), float(line[46:54])] for line in lines])
-    xyz -= xyz.mean(axis=0)
-    radius = 55.0  # smallest ring radius (1 A steps) with no inter-copy atom pair under 3 A
+    """8 chains, ~27,000 atoms, ~480 interface residues, from the goldens.
+
+    Two copies of dimer_dimer_model (4 chains each, 120 A apart) give the interfaces; each of 7 chains then
+    gets an extra domain (a golden chain, residues renumbered from 1000) placed far from everything, so the
+    atom count grows without new interface residues.
+    """
+    dimer = golden_atoms("dimer_dimer_model")
+    extra = [(name, chain) for name, chains in (("1A2K_r_l_b_model", "ABC"), ("test_model", "AB"),
+                                                 ("dove_correct", "AB")) for chain in chains]
     out, serial = [], 1
-    for copy in range(8):
-        angle = 2 * np.pi * copy / 8
-        rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
-        placed = (xyz + [radius, 0, 0]) @ rotation.T
-        for line, (x, y, z) in zip(lines, placed, strict=True):
-            out.append(f"{line[:6]}{serial:5d}{line[11:21]}{'ABCDEFGH'[copy]}{line[22:30]}{x:8.3f}{y:8.3f}{z:8.3f}"
-                       f"{line[54:]}")
-            serial += 1
-        out.append("TER")
+    for copy, names in enumerate(("ABHL", "CDEF")):
+        chain_map = dict(zip("ABHL", names, strict=True))
+        for chain in "ABHL":
+            new_chain = chain_map[chain]
+            for line in dimer:
+                if line[21] != chain:
+                    continue
+                x, y, z = float(line[30:38]) + 120.0 * copy, float(line[38:46]), float(line[46:54])
+                out.append(f"ATOM  {serial:5d}{line[11:21]}{new_chain}{line[22:30]}{x:8.3f}{y:8.3f}{z:8.3f}{line[54:]}")
+                serial += 1
+            domain = 4 * copy + "ABHL".index(chain)
+            if domain < len(extra):
+                name, source_chain = extra[domain]
+                for line in golden_atoms(name):
+                    if line[21] != source_chain:
+                        continue
+                    x, y, z = float(line[30:38]), float(line[38:46]) + 300.0 * (domain + 1), float(line[46:54])
+                    number = int(line[22:26]) + 1000
+                    out.append(f"ATOM  {serial:5d}{line[11:21]}{new_chain}{number:4d}{line[26:30]}"
+                               f"{x:8.3f}{y:8.3f}{z:8.3f}{line[54:]}")
+                    serial += 1
+            out.append("TER")
     path.write_text("\n".join(out) + "\nEND\n")
     return path
 
