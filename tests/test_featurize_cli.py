@@ -19,6 +19,12 @@ from tests.conftest import need_reference
 pytestmark = pytest.mark.skipif(not mkdssp_available(), reason="mkdssp not installed (scripts/setup.sh installs it)")
 
 
+@pytest.fixture(autouse=True)
+def cache_outside_home(tmp_path, monkeypatch):
+    """Whatever a test forgets to pass, the default cache lands in its temporary folder, never in ~/.cache."""
+    monkeypatch.setenv("TOPOQA_CACHE_DIR", str(tmp_path / "default-cache"))
+
+
 @pytest.fixture
 def complex_folder(tmp_path):
     folder = tmp_path / "complexes"
