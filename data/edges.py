@@ -15,7 +15,7 @@ GEOMETRY_XYY = "xyy"
 GEOMETRY_XYZ = "xyz"
 GEOMETRIES = (GEOMETRY_XYY, GEOMETRY_XYZ)
 EDGE_CUTOFF = 10.0
-HISTOGRAM_EDGES = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, np.inf], dtype=np.float64)
+HISTOGRAM_EDGES_PER_CHUNK = 2048  # bounds the [edges, atoms, atoms, 3] temporary to a few tens of MB
 
 
 def decimal_ca_coordinates(ca32: np.ndarray) -> np.ndarray:
@@ -32,12 +32,30 @@ def edge_geometry_points(xyz32: np.ndarray, geometry: str) -> np.ndarray:
     raise ValueError(f"unknown edge geometry {geometry!r} (expected one of {', '.join(GEOMETRIES)})")
 
 
-def distance_histogram(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Counts of all pairwise distances in [1,2), ..., [9,10), [10, inf); distances under 1 are not counted."""
-    diff = first[:, None, :] - second[None, :, :]
-    squared = diff[..., 0] * diff[..., 0] + diff[..., 1] * diff[..., 1]
-    squared += diff[..., 2] * diff[..., 2]
-    counts, _ = np.histogram(np.sqrt(squared), bins=HISTOGRAM_EDGES)
+def distance_histograms(points: np.ndarray, bounds: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """[E, 10] counts of all atom-pair distances between residues first[e] and second[e], all edges at once.
+
+    Bins [1,2), ..., [9,10), [10, inf); distances under 1 are not counted. Residue r owns atoms
+    bounds[r, 0]:bounds[r, 1] of `points`; residues are padded with NaN atoms, which fall in no bin.
+    """
+    sizes = bounds[:, 1] - bounds[:, 0]
+    width = int(sizes.max()) if len(sizes) else 0
+    padded = np.full((len(bounds), max(width, 1), 3), np.nan)
+    for residue, (start, stop) in enumerate(bounds):
+        padded[residue, : stop - start] = points[start:stop]
+    counts = np.zeros((len(first), 10), dtype=np.int64)
+    for start in range(0, len(first), HISTOGRAM_EDGES_PER_CHUNK):
+        a = padded[first[start : start + HISTOGRAM_EDGES_PER_CHUNK]][:, :, None, :]
+        b = padded[second[start : start + HISTOGRAM_EDGES_PER_CHUNK]][:, None, :, :]
+        diff = a - b
+        squared = diff[..., 0] * diff[..., 0] + diff[..., 1] * diff[..., 1]
+        squared += diff[..., 2] * diff[..., 2]
+        distance = np.sqrt(squared).reshape(len(diff), -1)
+        with np.errstate(invalid="ignore"):
+            counted = distance >= 1.0  # NaN padding compares False
+        bins = np.minimum(np.floor(np.where(counted, distance, 1.0)), 10.0).astype(np.int64) - 1
+        rows = np.broadcast_to(np.arange(len(diff))[:, None], bins.shape)
+        np.add.at(counts[start : start + len(diff)], (rows[counted], bins[counted]), 1)
     return counts
 
 
@@ -53,11 +71,9 @@ def edge_features(
     first, second, distance = first[keep], second[keep], distance[keep]
 
     points = edge_geometry_points(structure.atom_xyz, geometry)
-    bounds = structure.residue_atoms[nodes]
     features = np.zeros((len(first), 11), dtype=np.float64)
     features[:, 0] = distance
-    for row, (i, j) in enumerate(zip(first, second, strict=True)):
-        features[row, 1:] = distance_histogram(points[bounds[i, 0]:bounds[i, 1]], points[bounds[j, 0]:bounds[j, 1]])
+    features[:, 1:] = distance_histograms(points, structure.residue_atoms[nodes], first, second)
 
     edge_index = np.empty((2, 2 * len(first)), dtype=np.int64)
     edge_index[0, 0::2], edge_index[1, 0::2] = first, second

@@ -34,10 +34,11 @@ TOPO_COLUMNS = [f"f0_{group}_death_{stat}" for group in ELEMENT_GROUPS for stat 
 ]
 
 
-def summarise_descending(values: np.ndarray) -> list[float]:
-    """sum, min, max, mean, population std of values sorted in decreasing order; zeros when empty.
+def summarise(values: np.ndarray) -> list[float]:
+    """sum, min, max, mean, population std; zeros when empty.
 
-    Same arithmetic as numpy's sum/mean/std on the same array (so bit-identical), with less overhead.
+    The same arithmetic as numpy's sum/mean/std on the same array, so bit-identical to the reference as long
+    as the values come in the same order (GUDHI's: bars by decreasing length), with less call overhead.
     """
     count = values.size
     if count == 0:
@@ -45,7 +46,7 @@ def summarise_descending(values: np.ndarray) -> list[float]:
     total = np.add.reduce(values)
     mean = total / count
     centred = values - mean
-    return [float(total), float(values[-1]), float(values[0]), float(mean),
+    return [float(total), float(values.min()), float(values.max()), float(mean),
             float(np.sqrt(np.add.reduce(centred * centred) / count))]
 
 
@@ -194,24 +195,13 @@ def topology_table(
         # GUDHI lists bars by decreasing length; the reference summed them in that order.
         deaths = np.sort(weights)[::-1]
         deaths = deaths[(deaths <= H0_DEATH_LIMIT) & (deaths >= MIN_PERSISTENCE)]
-        table[residue, 5 * group : 5 * group + 5] = summarise_descending(deaths)
+        table[residue, 5 * group : 5 * group + 5] = summarise(deaths)
         lengths = bars[:, 1] - bars[:, 0]
         order = np.argsort(-lengths, kind="stable")
         keep = order[lengths[order] >= MIN_PERSISTENCE]
         bars, lengths = bars[keep], lengths[keep]
         offset = 35 + 15 * group
-        table[residue, offset : offset + 5] = summarise_descending(lengths)
-        table[residue, offset + 5 : offset + 10] = summarise_stats(bars[:, 0])
-        table[residue, offset + 10 : offset + 15] = summarise_stats(bars[:, 1])
+        table[residue, offset : offset + 5] = summarise(lengths)
+        table[residue, offset + 5 : offset + 10] = summarise(bars[:, 0])
+        table[residue, offset + 10 : offset + 15] = summarise(bars[:, 1])
     return table
-
-
-def summarise_stats(values: np.ndarray) -> list[float]:
-    """sum, min, max, mean, population std in the given order (births or deaths listed by decreasing length)."""
-    if values.size == 0:
-        return [0.0] * 5
-    total = np.add.reduce(values)
-    mean = total / values.size
-    centred = values - mean
-    return [float(total), float(values.min()), float(values.max()), float(mean),
-            float(np.sqrt(np.add.reduce(centred * centred) / values.size))]
