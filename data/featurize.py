@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -142,17 +143,25 @@ def featurize_one(
                 return FeaturizeResult(path, name, graph, reason, True, time.perf_counter() - started)
         graph = featurize_complex(path, geometry, workers)
         if cache is not None:
-            cache.put_graph(key, graph)
+            store_quietly(cache.put_graph, key, graph)
         return FeaturizeResult(path, name, graph, None, False, time.perf_counter() - started)
     except UnscorableComplex as error:
         if cache is not None and key is not None:
-            cache.put_reason(key, str(error))
+            store_quietly(cache.put_reason, key, str(error))
         return FeaturizeResult(path, name, None, str(error), False, time.perf_counter() - started)
     except FileNotFoundError:
         return FeaturizeResult(path, name, None, "cannot read file: not found", False, time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001 - one bad complex must not stop a batch
         reason = f"internal error: {type(error).__name__}: {first_line(error)}"
         return FeaturizeResult(path, name, None, reason, False, time.perf_counter() - started)
+
+
+def store_quietly(put, key: str, value) -> None:
+    """A cache that cannot be written (full disk, read-only folder) must not cost the user a result."""
+    try:
+        put(key, value)
+    except OSError as error:
+        warnings.warn(f"featurisation cache not written: {error}", stacklevel=2)
 
 
 def _featurize_in_worker(arguments: tuple) -> FeaturizeResult:

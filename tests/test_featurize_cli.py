@@ -141,3 +141,13 @@ def test_process_pool_gives_the_same_results_in_input_order(tmp_path, complex_fo
     for a, b in zip(serial[1:], parallel[1:], strict=True):
         assert torch.equal(a.graph.x, b.graph.x) and torch.equal(a.graph.edge_index, b.graph.edge_index)
         assert torch.equal(a.graph.edge_attr, b.graph.edge_attr)
+
+
+def test_unwritable_cache_still_returns_the_graph(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    path = tmp_path / "dove.pdb"
+    shutil.copy(need_reference("golden", "dove_correct", "input.pdb"), path)
+    with pytest.warns(UserWarning, match="cache not written"):
+        result = featurize_many([path], cache_dir=blocker, progress=False)[0]
+    assert result.graph is not None and result.reason is None
