@@ -36,7 +36,10 @@ def interface_residues(structure: ComplexStructure) -> np.ndarray:
     chains = structure.residue_chain[candidates]
     distinct_chains = sorted(set(chains.tolist()))
     if len(distinct_chains) < 2:
-        raise UnscorableComplex(f"only one chain ({distinct_chains[0].strip() or 'blank'})")
+        only = distinct_chains[0]
+        if only.strip():
+            raise UnscorableComplex(f"only one chain ({only})")
+        raise UnscorableComplex("only one chain (all chain ids blank; segment ids are not read as chains)")
 
     ca = structure.atom_xyz[structure.residue_ca[candidates]]
     # Candidate pairs from a KD-tree with a little slack, then the exact float32 test of the reference.

@@ -262,6 +262,17 @@ def test_one_chain_only(tmp_path, golden_lines):
     assert unscorable_reason(write(tmp_path / "monomer.pdb", lines)) == "only one chain (A)"
 
 
+def test_blank_chain_ids_say_so(tmp_path, golden_lines):
+    lines = [f"{line[:21]} {line[22:]}" if line.startswith("ATOM") else line for line in golden_lines]
+    assert unscorable_reason(write(tmp_path / "blank.pdb", lines)).startswith("only one chain (all chain ids blank")
+
+
+def test_mmcif_is_refused_with_a_reason(tmp_path):
+    path = tmp_path / "model.pdb"
+    path.write_text("data_model\nloop_\n_atom_site.group_PDB\nATOM   1    N N   . MET A 1 1 ? 0.0 0.0 0.0\n")
+    assert unscorable_reason(path) == "not a PDB file: mmCIF is not supported (convert it to PDB format)"
+
+
 def test_no_interface(tmp_path, golden_lines):
     lines = [
         with_coordinates(line, coordinates(line) + [100.0, 0.0, 0.0])
