@@ -200,9 +200,9 @@ def main() -> None:
             for folder in goldens:
                 shutil.copy(folder / "input.pdb", copies / f"{folder.name}_{k}.pdb")
         paths = sorted(copies.iterdir())
-        one = best_time(lambda: featurize_many(paths, jobs=1, progress=False), 1)
+        one = best_time(lambda: featurize_many(paths, jobs=1, workers=1, progress=False), 1)
         many = best_time(lambda: featurize_many(paths, jobs=args.jobs, progress=False), 1)
-        print(f"\nFolder of {len(paths)} complexes: jobs=1 {one:.2f} s, jobs={args.jobs} {many:.2f} s "
+        print(f"\nFolder of {len(paths)} complexes: one process {one:.2f} s, jobs={args.jobs} {many:.2f} s "
               f"(speed-up {one / many:.2f}x on {default_workers()} CPUs)")
 
         cache = scratch / "cache"

@@ -170,10 +170,12 @@ def _featurize_in_worker(arguments: tuple) -> FeaturizeResult:
 
 def featurize_many(
     paths: list[str | os.PathLike], *, geometry: str = GEOMETRY_XYY, jobs: int = 1,
-    cache_dir: str | os.PathLike | None = None, progress: bool = True,
+    cache_dir: str | os.PathLike | None = None, progress: bool = True, workers: int | None = None,
 ) -> list[FeaturizeResult]:
-    """Featurise many files, results in input order. `jobs` > 1 uses a process pool over complexes; with one job,
-    the alpha complexes of each complex are spread over the available CPUs instead. Never raises for bad input.
+    """Featurise many files, results in input order. Never raises for bad input.
+
+    `jobs` > 1 uses a process pool over complexes. With one job, each complex's alpha complexes are spread over
+    `workers` processes (default: the CPUs available).
     """
     if geometry not in GEOMETRIES:
         raise ValueError(f"unknown geometry {geometry!r}; expected one of {', '.join(GEOMETRIES)}")
@@ -182,7 +184,7 @@ def featurize_many(
     if jobs <= 1 or len(paths) <= 1:
         with tqdm(total=len(paths), desc="featurising", unit="complex", disable=not progress) as bar:
             for index, path in enumerate(paths):
-                results[index] = featurize_one(path, geometry, cache_dir, None)
+                results[index] = featurize_one(path, geometry, cache_dir, workers)
                 bar.update()
         return [result for result in results if result is not None]
 

@@ -135,15 +135,19 @@ def alpha_h1_bars_of_clouds(clouds: list[np.ndarray]) -> list[np.ndarray]:
     return [alpha_h1_bars(points) for points in clouds]
 
 
-_helpers: dict[int, ProcessPoolExecutor] = {}
+_helpers: dict[tuple[int, int], ProcessPoolExecutor] = {}
 
 
 def helper_pool(processes: int) -> ProcessPoolExecutor:
-    """A forked pool kept for the life of the process, so repeated complexes do not pay the start-up again."""
-    if processes not in _helpers:
-        _helpers[processes] = ProcessPoolExecutor(processes, mp_context=get_context("fork"))
-        atexit.register(_helpers[processes].shutdown, cancel_futures=True)
-    return _helpers[processes]
+    """A forked pool kept for the life of the process, so repeated complexes do not pay the start-up again.
+
+    Keyed by process id too: a forked child must not use the pool object it inherited from its parent.
+    """
+    key = (os.getpid(), processes)
+    if key not in _helpers:
+        _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"))
+        atexit.register(_helpers[key].shutdown, cancel_futures=True)
+    return _helpers[key]
 
 
 def alpha_h1_bars_many(clouds: list[np.ndarray], workers: int = 1) -> list[np.ndarray]:
@@ -157,7 +161,7 @@ def alpha_h1_bars_many(clouds: list[np.ndarray], workers: int = 1) -> list[np.nd
         futures = [pool.submit(alpha_h1_bars_of_clouds, chunk) for chunk in chunks[1:]]
         chunk_results = [alpha_h1_bars_of_clouds(chunks[0])] + [future.result() for future in futures]
     except BrokenProcessPool:
-        _helpers.pop(workers - 1, None)
+        _helpers.pop((os.getpid(), workers - 1), None)
         return alpha_h1_bars_of_clouds(clouds)
     results: list[np.ndarray] = [np.empty((0, 2))] * len(clouds)
     for k, chunk in enumerate(chunk_results):
