@@ -1,0 +1,132 @@
+"""Secondary structure, accessibility and backbone angles from `mkdssp`, read as Biopython's DSSP wrapper reads them.
+
+mkdssp 4.x rejects PDB files without a HEADER line and misreads MODEL records, so it runs on a temporary copy
+with HEADER/CRYST1 added and the first model's MODEL/ENDMDL lines removed; the user's file is never touched.
+mkdssp runs in the background (`DsspRun`) while the caller computes the topology.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from Bio.Data.PDBData import residue_sasa_scales
+
+from data.structure import UnscorableComplex
+
+MKDSSP = os.environ.get("TOPOQA_MKDSSP", "mkdssp")
+DSSP_TIMEOUT_SECONDS = 600
+HEADER_LINE = "HEADER    TOPOQA INPUT"
+CRYST1_LINE = "CRYST1    1.000    1.000    1.000  90.00  90.00  90.00 P 1           1"
+# Biopython's default relative-accessibility scale (Sander & Rost 1994).
+MAX_ACCESSIBILITY = residue_sasa_scales["Sander"]
+
+
+@dataclass
+class DsspResidue:
+    chain: str
+    seq: int
+    icode: str
+    amino_acid: str
+    secondary_structure: str
+    accessibility: int
+    phi: float
+    psi: float
+
+
+def dssp_input_text(pdb_text: str) -> str:
+    """The copy mkdssp gets: a HEADER first and a CRYST1 line, everything else unchanged (already first model)."""
+    lines = [line for line in pdb_text.split("\n") if not line.startswith("HEADER")]
+    if not any(line.startswith("CRYST1") for line in lines):
+        lines.insert(0, CRYST1_LINE)
+    return "\n".join([HEADER_LINE, *lines])
+
+
+def parse_dssp_output(text: str) -> list[DsspResidue]:
+    """Residue lines of classic DSSP output, with the column rules of Biopython's `_make_dssp_dict`."""
+    residues = []
+    started = False
+    for line in text.split("\n"):
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        if fields[1] == "RESIDUE":
+            started = True
+            continue
+        if not started or line[9] == " ":  # "!" chain-break lines have no residue number
+            continue
+        shift = 0
+        try:
+            accessibility = int(line[34:38])
+            phi, psi = float(line[103:109]), float(line[109:115])
+        except ValueError:
+            # Over 9999 residues DSSP widens the number field and shifts the rest of the line (Biopython's rule).
+            if line[34] == " ":
+                raise
+            shift = line[34:].find(" ")
+            accessibility = int(line[34 + shift : 38 + shift])
+            phi, psi = float(line[103 + shift : 109 + shift]), float(line[109 + shift : 115 + shift])
+        structure_code = line[16]
+        residues.append(
+            DsspResidue(
+                chain=line[11], seq=int(line[5:10]), icode=line[10], amino_acid=line[13],
+                secondary_structure="-" if structure_code == " " else structure_code,
+                accessibility=accessibility, phi=phi, psi=psi,
+            )
+        )
+    return residues
+
+
+def relative_accessibility(accessibility: int, residue_name: str) -> float | None:
+    """Biopython's rASA: accessibility / max ASA (Sander), capped at 1; None ('NA') for unknown residue types."""
+    maximum = MAX_ACCESSIBILITY.get(residue_name)
+    if maximum is None:
+        return None
+    return min(accessibility / maximum, 1.0)
+
+
+def mkdssp_available() -> bool:
+    return shutil.which(MKDSSP) is not None
+
+
+class DsspRun:
+    """mkdssp on a temporary copy, started in the background; `result()` waits and parses."""
+
+    def __init__(self, pdb_text: str):
+        if not mkdssp_available():
+            raise UnscorableComplex(f"mkdssp failed: '{MKDSSP}' not found on PATH (install DSSP 4.x)")
+        self._folder = tempfile.mkdtemp(prefix="topoqa-dssp-")
+        source = Path(self._folder) / "input.pdb"
+        self._output = Path(self._folder) / "output.dssp"
+        source.write_text(dssp_input_text(pdb_text))
+        self._process = subprocess.Popen(
+            [MKDSSP, "--output-format=dssp", str(source), str(self._output)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+
+    def result(self) -> list[DsspResidue]:
+        try:
+            try:
+                _, errors = self._process.communicate(timeout=DSSP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.communicate()
+                raise UnscorableComplex(f"mkdssp failed: no result after {DSSP_TIMEOUT_SECONDS} s") from None
+            text = self._output.read_text() if self._output.exists() else ""
+            residues = parse_dssp_output(text) if text.strip() else []
+            if self._process.returncode != 0 or not residues:
+                message = " ".join(errors.split()) or f"exit status {self._process.returncode}, no residues"
+                raise UnscorableComplex(f"mkdssp failed: {message[:300]}")
+            return residues
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.communicate()
+        shutil.rmtree(self._folder, ignore_errors=True)

@@ -1,0 +1,153 @@
+"""The folder command, labels, the content-hash cache and the process pool."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+
+import data.featurize
+from data.dssp import mkdssp_available
+from data.featurize import featurize_many, main
+from data.graph_cache import GraphCache, cache_key, default_cache_dir
+from data.graph_io import GRAPH_FORMAT_VERSION, load_graph
+from tests.conftest import need_reference
+
+pytestmark = pytest.mark.skipif(not mkdssp_available(), reason="mkdssp not installed (scripts/setup.sh installs it)")
+
+
+@pytest.fixture(autouse=True)
+def cache_outside_home(tmp_path, monkeypatch):
+    """Whatever a test forgets to pass, the default cache lands in its temporary folder, never in ~/.cache."""
+    monkeypatch.setenv("TOPOQA_CACHE_DIR", str(tmp_path / "default-cache"))
+
+
+@pytest.fixture
+def complex_folder(tmp_path):
+    folder = tmp_path / "complexes"
+    folder.mkdir()
+    shutil.copy(need_reference("golden", "dove_correct", "input.pdb"), folder / "dove.v1.pdb")
+    shutil.copy(need_reference("golden", "test_model", "input.pdb"), folder / "tm.pdb")
+    (folder / "broken.pdb").write_text("REMARK nothing here\n")
+    (folder / "notes.txt").write_text("not a structure file, ignored\n")
+    return folder
+
+
+def test_folder_command_writes_graphs_labels_and_skipped_list(tmp_path, complex_folder, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("MODEL,DockQ\ndove.v1,0.25\ntm,0.5\nbroken,0.1\n")
+    out = tmp_path / "graphs"
+    code = main(["--complex_folder", str(complex_folder), "--out_dir", str(out), "--labels", str(labels),
+                 "--no_cache"])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["dove.v1.pt", "skipped.csv", "tm.pt"]
+    graph = load_graph(out / "dove.v1.pt")
+    assert graph.name == "dove.v1" and graph.geometry == "xyy" and graph.feature_version == GRAPH_FORMAT_VERSION
+    assert graph.y.dtype == torch.float32 and graph.y.shape == (1,) and graph.y.item() == np.float32(0.25)
+    golden = load_file(need_reference("golden", "dove_correct", "graph.safetensors"))
+    np.testing.assert_array_equal(graph.x.numpy(), golden["x"])
+    np.testing.assert_array_equal(graph.edge_attr.numpy(), golden["edge_attr"])
+    skipped = (out / "skipped.csv").read_text().splitlines()
+    assert skipped == ["MODEL,REASON", "broken,not a PDB file: no ATOM/HETATM records"]
+    assert "skipped broken: not a PDB file" in capsys.readouterr().err
+
+    # A second run refuses to clobber, and says so; --overwrite replaces.
+    before = (out / "tm.pt").stat().st_mtime_ns
+    assert main(["--complex_folder", str(complex_folder), "--out_dir", str(out), "--no_cache"]) == 0
+    assert (out / "tm.pt").stat().st_mtime_ns == before
+    assert "already exists (pass --overwrite" in (out / "skipped.csv").read_text()
+
+
+def test_missing_label_is_skipped_and_true_geometry_is_recorded(tmp_path, complex_folder):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("MODEL,dockq\ntm,0.5\n")
+    out = tmp_path / "graphs"
+    assert main(["--complex_folder", str(complex_folder), "--out_dir", str(out), "--labels", str(labels),
+                 "--geometry", "xyz", "--no_cache"]) == 0
+    assert sorted(p.name for p in out.glob("*.pt")) == ["tm.pt"]
+    assert load_graph(out / "tm.pt").geometry == "xyz"
+    assert "dove.v1,no label in" in (out / "skipped.csv").read_text()
+
+
+def test_nothing_scorable_exits_nonzero(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "empty.pdb").write_text("")
+    assert main(["--complex_folder", str(folder), "--out_dir", str(tmp_path / "out"), "--no_cache"]) == 1
+    assert main(["--complex_folder", str(tmp_path / "nowhere"), "--out_dir", str(tmp_path / "out")]) == 2
+
+
+def test_cache_hits_for_unchanged_files_and_recomputes_changed_ones(tmp_path, complex_folder, monkeypatch):
+    cache = tmp_path / "cache"
+    paths = sorted(complex_folder.glob("*.pdb"))
+    first = featurize_many(paths, cache_dir=cache, progress=False)
+    assert [r.cached for r in first] == [False, False, False]
+
+    calls = []
+    real = data.featurize.featurize_complex
+    monkeypatch.setattr(data.featurize, "featurize_complex", lambda *a, **k: calls.append(a) or real(*a, **k))
+    second = featurize_many(paths, cache_dir=cache, progress=False)
+    assert calls == [] and [r.cached for r in second] == [True, True, True]
+    assert second[0].reason == first[0].reason  # unscorable reasons are cached too
+    for a, b in zip(first[1:], second[1:], strict=True):
+        assert torch.equal(a.graph.x, b.graph.x) and torch.equal(a.graph.edge_attr, b.graph.edge_attr)
+
+    # Move one interface CA (LEU A 11) by 0.5 A: only that file is recomputed, and its graph changes.
+    tm = complex_folder / "tm.pdb"
+    lines = tm.read_text().splitlines()
+    index = next(k for k, line in enumerate(lines) if line.startswith("ATOM") and line[12:26] == " CA  LEU A  11")
+    lines[index] = lines[index][:30] + f"{float(lines[index][30:38]) + 0.5:8.3f}" + lines[index][38:]
+    tm.write_text("\n".join(lines) + "\n")
+    third = featurize_many(paths, cache_dir=cache, progress=False)
+    assert [r.cached for r in third] == [True, True, False] and len(calls) == 1
+    assert not torch.equal(third[2].graph.x, first[2].graph.x)
+
+    # The geometry is part of the key.
+    assert cache_key(paths[1], "xyy") != cache_key(paths[1], "xyz")
+    # A damaged entry is recomputed, not trusted.
+    key = cache_key(paths[1], "xyy")
+    (cache / key[:2] / f"{key}.pt").write_bytes(b"garbage")
+    assert GraphCache(cache).get(key) is None
+    assert featurize_many([paths[1]], cache_dir=cache, progress=False)[0].cached is False
+
+
+def test_cached_graph_takes_the_name_of_the_file_it_came_from(tmp_path):
+    cache = tmp_path / "cache"
+    a, b = tmp_path / "a.pdb", tmp_path / "b.pdb"
+    shutil.copy(need_reference("golden", "dove_correct", "input.pdb"), a)
+    shutil.copy(a, b)
+    results = featurize_many([a, b], cache_dir=cache, progress=False)
+    assert [r.cached for r in results] == [False, True]
+    assert [r.graph.name for r in results] == ["a", "b"]
+
+
+def test_default_cache_dir_honours_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOPOQA_CACHE_DIR", str(tmp_path / "here"))
+    assert default_cache_dir() == tmp_path / "here"
+    monkeypatch.delenv("TOPOQA_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "topoqa" / "graphs"
+
+
+def test_process_pool_gives_the_same_results_in_input_order(tmp_path, complex_folder):
+    paths = sorted(complex_folder.glob("*.pdb"))
+    serial = featurize_many(paths, jobs=1, progress=False)
+    parallel = featurize_many(paths, jobs=2, progress=False)
+    assert [r.name for r in parallel] == [r.name for r in serial] == ["broken", "dove.v1", "tm"]
+    assert parallel[0].reason == serial[0].reason
+    for a, b in zip(serial[1:], parallel[1:], strict=True):
+        assert torch.equal(a.graph.x, b.graph.x) and torch.equal(a.graph.edge_index, b.graph.edge_index)
+        assert torch.equal(a.graph.edge_attr, b.graph.edge_attr)
+
+
+def test_unwritable_cache_still_returns_the_graph(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    path = tmp_path / "dove.pdb"
+    shutil.copy(need_reference("golden", "dove_correct", "input.pdb"), path)
+    with pytest.warns(UserWarning, match="cache not written"):
+        result = featurize_many([path], cache_dir=blocker, progress=False)[0]
+    assert result.graph is not None and result.reason is None
