@@ -19,7 +19,18 @@ import sys
 import time
 from pathlib import Path
 
-PDB_SUFFIXES = (".pdb", ".pdb.gz", ".ent", ".ent.gz")
+import pandas as pd
+import torch
+
+from data.featurize import PDB_SUFFIXES, complex_name, featurize_many
+from data.files import write_text_atomically
+from data.graph_cache import CACHE_ENV, default_cache_dir
+from data.graph_io import save_graph
+from model.checkpoint import CheckpointError, default_checkpoint_path, read_checkpoint
+from model.evaluation import evaluate
+from model.predict import predict
+from model.topoqa import TopoQA
+
 OUTPUT_FILES = ("result.csv", "ranking.csv", "skipped.csv")
 
 
@@ -36,8 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--geometry", choices=("xyy", "xyz"), help="edge-histogram geometry (default: the "
                         "checkpoint's, or xyy, the published checkpoint's training geometry)")
-    parser.add_argument("--cache_dir", help="content-hash cache of featurised complexes (default: $TOPOQA_CACHE_DIR, "
-                        "else none)")
+    parser.add_argument("--cache_dir", help=f"content-hash cache of featurised complexes (default: ${CACHE_ENV}, "
+                        "else ~/.cache/topoqa/graphs)")
+    parser.add_argument("--no_cache", action="store_true", help="neither read nor write the cache")
     parser.add_argument("--labels", help="CSV with MODEL and DockQ columns (and optionally a target column): "
                         "also evaluate the ranking")
     parser.add_argument("--target_column", default="target", help="target column name in --labels (default: target)")
@@ -52,7 +64,7 @@ def fail(message: str, code: int = 2) -> None:
 
 def complex_inputs(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     """PDB files to score, in name order, and (name, reason) for every other file found."""
-    inputs, skipped = [], []
+    inputs, skipped, seen = [], [], {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
@@ -60,14 +72,15 @@ def complex_inputs(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
             skipped.append((path.name, "not a regular file"))
         elif not path.name.lower().endswith(PDB_SUFFIXES):
             skipped.append((path.name, f"not a PDB file (expected one of {', '.join(PDB_SUFFIXES)})"))
+        elif complex_name(path) in seen:
+            skipped.append((path.name, f"duplicate model name {complex_name(path)} (also {seen[complex_name(path)]})"))
         else:
+            seen[complex_name(path)] = path.name
             inputs.append(path)
     return inputs, skipped
 
 
 def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]) -> None:
-    from data.files import write_text_atomically
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -77,8 +90,6 @@ def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]
 
 def read_labels(path: Path, target_column: str) -> dict[str, tuple[float, str]]:
     """MODEL -> (true DockQ, target) from a labels CSV; column names match case-insensitively."""
-    import pandas as pd
-
     try:
         table = pd.read_csv(path)
     except Exception as error:  # noqa: BLE001 - any parse failure is reported as bad input
@@ -113,15 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     if not inputs:
         fail(f"{folder}: no PDB files found (looked for {', '.join(PDB_SUFFIXES)})")
 
-    # Heavy imports only once the arguments are known to be usable.
-    import torch
-
-    from data.featurize import featurize_many
-    from data.graph_io import save_graph
-    from model.checkpoint import CheckpointError, default_checkpoint_path, read_checkpoint
-    from model.predict import predict
-    from model.topoqa import TopoQA
-
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
     if checkpoint_path is None:
         fail("no checkpoint: pass --checkpoint or set TOPOQA_CHECKPOINT (see README, 'Configuration')")
@@ -142,19 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: graphs use geometry {geometry} but the checkpoint was trained on {trained_geometry}; "
               "predictions will not match its calibration", file=sys.stderr)
 
-    cache_dir = args.cache_dir or os.environ.get("TOPOQA_CACHE_DIR") or None
+    cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     results = featurize_many(inputs, geometry=geometry, jobs=args.jobs, cache_dir=cache_dir, progress=True)
 
-    names_seen: dict[str, str] = {}
-    graphs = []
-    for result in results:
-        if result.name in names_seen:
-            skipped.append((result.path.name, f"duplicate model name {result.name} (also {names_seen[result.name]})"))
-        elif result.graph is None:
-            skipped.append((result.name, result.reason))
-        else:
-            names_seen[result.name] = result.path.name
-            graphs.append(result.graph)
+    graphs = [result.graph for result in results if result.graph is not None]
+    skipped += [(result.name, result.reason) for result in results if result.graph is None]
     if args.work_dir:
         for graph in graphs:
             save_graph(graph, Path(args.work_dir) / f"{graph.name}.pt", overwrite=True)
@@ -184,8 +178,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name}: {reason}", file=sys.stderr)
 
     if labels is not None:
-        from model.evaluation import evaluate
-
         labelled = [(name, value) for name, value in zip(names, predictions, strict=True) if name in labels]
         unlabelled = len(names) - len(labelled)
         if unlabelled:

@@ -15,8 +15,6 @@ from torch_geometric.data import Data
 from data.graph_io import GraphFileError, load_graph
 from model.topoqa import EDGE_FEATURES, NODE_FEATURES
 
-PDB_SUFFIXES = (".pdb", ".pdb.gz", ".ent", ".ent.gz")
-
 
 class GraphSetError(ValueError):
     """No usable graph set; the message names the folder and the problem."""
@@ -108,11 +106,11 @@ def featurized_graphs(
     if not folder.is_dir():
         raise GraphSetError(f"{folder}: complex folder not found")
     try:
-        from data.featurize import featurize_many
+        from data.featurize import PDB_SUFFIXES, featurize_many, find_complexes
     except ImportError as error:
         message = f"--complex_folder needs the featuriser (data/featurize.py), unavailable here: {error}"
         raise GraphSetError(message) from None
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(PDB_SUFFIXES))
+    paths = find_complexes(folder)
     if not paths:
         raise GraphSetError(f"{folder}: no PDB files found (looked for {', '.join(PDB_SUFFIXES)})")
     graphs, skipped = [], []

@@ -1,0 +1,163 @@
+"""infer.py end to end, as a user runs it: a subprocess on a folder of real complexes plus junk."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from model.checkpoint import read_checkpoint, write_safetensors
+from tests.conftest import REPO_ROOT
+
+
+def run_infer(*args: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "TOPOQA_CHECKPOINT"}
+    # Never the user's cache: runs that do not name --cache_dir or --no_cache get a throw-away one.
+    env["TOPOQA_CACHE_DIR"] = str(Path(tempfile.mkdtemp(prefix="topoqa-test-cache-")))
+    return subprocess.run([sys.executable, "infer.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def single_chain_copy(source: Path, target: Path) -> None:
+    """Keep only the first chain's atoms: a real structure with nothing to score."""
+    lines = source.read_text().splitlines(keepends=True)
+    atoms = [line for line in lines if line.startswith(("ATOM  ", "HETATM"))]
+    first_chain = atoms[0][21]
+    target.write_text("".join(line for line in atoms if line[21] == first_chain) + "END\n")
+
+
+@pytest.fixture(scope="module")
+def complex_folder(tmp_path_factory, golden_dirs) -> Path:
+    folder = tmp_path_factory.mktemp("complexes")
+    for golden in golden_dirs:
+        shutil.copy(golden / "input.pdb", folder / f"{golden.name}.pdb")
+    (folder / "notes.txt").write_text("not a structure\n")
+    (folder / "empty.pdb").write_text("")
+    single_chain_copy(golden_dirs[0] / "input.pdb", folder / "monomer.pdb")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, complex_folder, published_checkpoint):
+    out = tmp_path_factory.mktemp("out")
+    completed = run_infer("-c", str(complex_folder), "-r", str(out), "--checkpoint", str(published_checkpoint),
+                          "--jobs", "2", "--batch_size", "16", "--no_cache")
+    return out, completed
+
+
+def expected_predictions(golden_dirs) -> dict[str, float]:
+    return {g.name: json.loads((g / "expected.json").read_text())["pred_dockq"] for g in golden_dirs}
+
+
+def test_result_csv_matches_reference(first_run, golden_dirs):
+    out, completed = first_run
+    assert completed.returncode == 0, completed.stderr
+    rows = read_rows(out / "result.csv")
+    assert list(rows[0]) == ["MODEL", "PRED_DOCKQ"]
+    predicted = {row["MODEL"]: float(row["PRED_DOCKQ"]) for row in rows}
+    expected = expected_predictions(golden_dirs)
+    assert set(predicted) == set(expected)
+    for name, value in expected.items():
+        assert abs(predicted[name] - value) <= 1e-5, (name, predicted[name], value)
+
+
+def test_unscorable_inputs_are_listed_with_reasons(first_run):
+    out, completed = first_run
+    skipped = {row["MODEL"]: row["REASON"] for row in read_rows(out / "skipped.csv")}
+    assert set(skipped) == {"notes.txt", "empty", "monomer"}
+    assert "not a PDB file" in skipped["notes.txt"]
+    assert "empty" in skipped["empty"].lower()
+    assert "chain" in skipped["monomer"].lower()
+    for name in skipped:
+        assert name in completed.stderr
+
+
+def test_ranking_is_sorted_by_prediction(first_run):
+    out, _ = first_run
+    ranking = read_rows(out / "ranking.csv")
+    values = [float(row["PRED_DOCKQ"]) for row in ranking]
+    assert values == sorted(values, reverse=True)
+    assert [int(row["RANK"]) for row in ranking] == list(range(1, len(ranking) + 1))
+    assert {row["MODEL"] for row in ranking} == {row["MODEL"] for row in read_rows(out / "result.csv")}
+
+
+def test_existing_results_are_not_overwritten(first_run, complex_folder, published_checkpoint):
+    out, _ = first_run
+    before = (out / "result.csv").read_bytes()
+    completed = run_infer("-c", str(complex_folder), "-r", str(out), "--checkpoint", str(published_checkpoint))
+    assert completed.returncode == 2
+    assert "already exists" in completed.stderr and "--overwrite" in completed.stderr
+    assert (out / "result.csv").read_bytes() == before
+
+
+def test_same_predictions_with_safetensors_one_job_batch_of_one(
+    tmp_path, first_run, complex_folder, published_checkpoint, shared_cache
+):
+    weights = tmp_path / "published.safetensors"
+    write_safetensors(weights, read_checkpoint(published_checkpoint).state_dict)
+    out = tmp_path / "out"
+    completed = run_infer("-c", str(complex_folder), "-r", str(out), "--checkpoint", str(weights),
+                          "--jobs", "1", "--batch_size", "1", "--cache_dir", str(shared_cache))
+    assert completed.returncode == 0, completed.stderr
+    first = {row["MODEL"]: float(row["PRED_DOCKQ"]) for row in read_rows(first_run[0] / "result.csv")}
+    second = {row["MODEL"]: float(row["PRED_DOCKQ"]) for row in read_rows(out / "result.csv")}
+    assert first.keys() == second.keys()
+    assert max(abs(first[name] - second[name]) for name in first) <= 1e-6
+
+
+def test_labels_give_an_evaluation(
+    tmp_path, first_run, complex_folder, published_checkpoint, golden_dirs, shared_cache
+):
+    labels = tmp_path / "labels.csv"
+    names = [g.name for g in golden_dirs]
+    with open(labels, "w") as handle:
+        handle.write("MODEL,DockQ,target\n")
+        for index, name in enumerate(names):
+            handle.write(f"{name},{0.1 + 0.2 * index},{'T1' if index < 2 else 'T2'}\n")
+    out = tmp_path / "out"
+    completed = run_infer("-c", str(complex_folder), "-r", str(out), "--checkpoint", str(published_checkpoint),
+                          "--labels", str(labels), "--cache_dir", str(shared_cache))
+    assert completed.returncode == 0, completed.stderr
+    rows = {row["TARGET"]: row for row in read_rows(out / "evaluation.csv")}
+    assert set(rows) == {"T1", "T2", "ALL"}
+    assert int(rows["ALL"]["MODELS"]) == len(names)
+    assert "Pearson" in completed.stdout and "hit rate" in completed.stdout
+
+
+def test_bad_arguments_exit_2(tmp_path, published_checkpoint):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    completed = run_infer("-c", str(empty), "-r", str(tmp_path / "out"), "--checkpoint", str(published_checkpoint))
+    assert completed.returncode == 2 and "no PDB files" in completed.stderr
+    completed = run_infer("-c", str(tmp_path / "missing"), "-r", str(tmp_path / "out"))
+    assert completed.returncode == 2 and "not found" in completed.stderr
+    (empty / "a.pdb").write_text("ATOM\n")
+    completed = run_infer("-c", str(empty), "-r", str(tmp_path / "out"), "--checkpoint", str(tmp_path / "nope.ckpt"))
+    assert completed.returncode == 2 and "nope.ckpt" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_nothing_scorable_exits_1(tmp_path, golden_dirs, published_checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    single_chain_copy(golden_dirs[0] / "input.pdb", folder / "monomer.pdb")
+    completed = run_infer("-c", str(folder), "-r", str(tmp_path / "out"), "--checkpoint", str(published_checkpoint))
+    assert completed.returncode == 1
+    assert "monomer" in completed.stderr
+    assert read_rows(tmp_path / "out" / "result.csv") == []
