@@ -10,7 +10,7 @@ Lightning. The tool itself never imports Lightning.
     trainer.fit(module, train_loader, val_loader)
     finish_like_the_guide(save_dir)  # last.ckpt -> topo_last.ckpt, best copy
 
-`run_reference(...)` does all of it.
+`run_reference(...)` does all of it; `python -m tests.lightning_reference ...` runs it in its own process.
 """
 
 from __future__ import annotations
@@ -146,3 +146,26 @@ def run_reference(
     trainer.fit(module, train_loader, val_loader)
     finish_like_the_guide(save_dir, trainer)
     return trainer
+
+
+def main() -> None:
+    """`python -m tests.lightning_reference --graph_dir ... --save_dir ...`: the reference run in its own process."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=run_reference.__doc__)
+    for name in ("graph_dir", "train_label_file", "val_label_file", "save_dir"):
+        parser.add_argument(f"--{name}", required=True)
+    for name, kind in (
+        ("batch_size", int),
+        ("learning_rate", float),
+        ("num_epochs", int),
+        ("accumulate_grad_batches", int),
+        ("seed", int),
+    ):
+        parser.add_argument(f"--{name}", type=kind, required=True)
+    args = vars(parser.parse_args())
+    run_reference(args.pop("save_dir"), **args)
+
+
+if __name__ == "__main__":
+    main()
