@@ -97,8 +97,8 @@ def test_final_weights_within_rounding_of_reference(reference_run):
 @pytest.mark.xfail(
     strict=False,
     reason="platform rounding: on CPUs whose ATen/MKL kernels round differently from the recording machine the "
-    "reference's own Lightning loop also ends ~5.6e-6 away (train.py equals Lightning bit for bit on every machine: "
-    "tests/test_train_lightning.py)",
+    "reference's own Lightning loop also ends ~5.6e-6 away; train.py equals Lightning bit for bit on the same "
+    "machine (tests/test_train_lightning.py)",
 )
 def test_final_weights_bit_exact_with_reference(reference_run):
     expected, ours = reference_run
