@@ -125,9 +125,11 @@ def _label(graph: Data, csv_dockq: float | None) -> tuple[torch.Tensor | None, s
 class GraphSet(Dataset):
     """Graphs in label-file order, each a `Data(x, edge_index, edge_attr, y, sample_id)` held in memory."""
 
-    def __init__(self, names: list[str], graphs: list[Data]) -> None:
+    def __init__(self, names: list[str], graphs: list[Data], geometries: list[str | None] | None = None) -> None:
         self.names = names
         self.graphs = graphs
+        # Edge geometry the featurizer recorded ("xyy": the reference's defect, "xyz"); None in legacy files.
+        self.geometries = geometries if geometries is not None else [None] * len(graphs)
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -155,7 +157,7 @@ class GraphSet(Dataset):
         graph_dir = Path(graph_dir)
         if not graph_dir.is_dir():
             raise TrainingDataError([f"{graph_dir}: graph folder not found"])
-        names, graphs, problems = [], [], []
+        names, graphs, geometries, problems = [], [], [], []
         show = None if progress else True  # tqdm: None = only on a terminal
         for name, csv_dockq in tqdm(rows, desc=f"loading {description}", unit="graph", disable=show):
             path = graph_dir / f"{name}.pt"
@@ -177,9 +179,11 @@ class GraphSet(Dataset):
                 Data(x=graph.x, edge_index=graph.edge_index, edge_attr=graph.edge_attr, y=label, sample_id=index)
             )
             names.append(name)
+            geometry = getattr(graph, "geometry", None)
+            geometries.append(geometry if isinstance(geometry, str) else None)
         if problems:
             raise TrainingDataError(problems)
-        return cls(names, graphs)
+        return cls(names, graphs, geometries)
 
 
 def load_graph_sets(
@@ -192,6 +196,21 @@ def load_graph_sets(
             sets.append(GraphSet.load(graph_dir, label_file, description, progress))
         except TrainingDataError as error:
             problems.extend(error.problems)
+    if not problems:
+        problems = mixed_geometry_problems(sets)
     if problems:
         raise TrainingDataError(problems)
     return sets
+
+
+def mixed_geometry_problems(sets: list[GraphSet]) -> list[str]:
+    """Graphs featurised with different edge geometries (xyy vs xyz) must not be trained together."""
+    examples: dict[str, str] = {}
+    for graph_set in sets:
+        for name, geometry in zip(graph_set.names, graph_set.geometries, strict=True):
+            examples.setdefault(geometry, name)
+    known = {geometry: name for geometry, name in examples.items() if geometry is not None}
+    if len(known) <= 1:
+        return []
+    listing = ", ".join(f"{geometry!r} (e.g. {name})" for geometry, name in sorted(known.items()))
+    return [f"graphs were featurised with different edge geometries: {listing}; use one"]

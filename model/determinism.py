@@ -50,10 +50,15 @@ def configure_torch(deterministic: bool, num_threads: int) -> dict[str, Any]:
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = False
+    # Full float32 matrix products on GPUs too (TF32 would round every product to 10 mantissa bits).
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
     return {
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "tf32": False,
         "intra_op_threads": torch.get_num_threads(),
         "exact_cpu_parity_needs_one_thread": True,
     }

@@ -13,7 +13,7 @@ import torch
 from torch_geometric.data import Data
 
 from data.batching import make_loader
-from data.graph_dataset import GraphSet, TrainingDataError, read_label_file
+from data.graph_dataset import GraphSet, TrainingDataError, load_graph_sets, read_label_file
 from data.graph_io import load_graph, save_graph
 from data.synthetic_graphs import synthetic_graph, write_synthetic_set
 from model.best_checkpoints import BestCheckpoints
@@ -57,13 +57,30 @@ def test_legacy_reference_graphs_load_with_their_float32_labels():
     assert any(float(item.y) != value for item, value in zip(graphs.graphs, rounded, strict=True))
 
 
+def featurizer_graph(nodes: int, geometry: str = "xyy") -> Data:
+    """What data/featurize.py writes: no label, plus name, geometry and feature version."""
+    data = graph(nodes, y=None)
+    data.name, data.geometry, data.feature_version = f"complex{nodes}", geometry, 1
+    return data
+
+
 def test_featurizer_graphs_without_y_take_the_csv_dockq_column(tmp_path):
-    save_graph(graph(4, y=None), tmp_path / "a.pt")
+    save_graph(featurizer_graph(4), tmp_path / "a.pt")
     save_graph(graph(6, y=0.25), tmp_path / "b.pt")
     labels = write_labels(tmp_path / "labels.csv", ["a", "b"], [0.125, 0.9], column="DockQ")
     graphs = GraphSet.load(tmp_path, labels, progress=False)
     assert [float(item.y) for item in graphs.graphs] == [0.125, 0.25]  # the graph's own y wins when present
+    assert graphs.geometries == ["xyy", None]
     assert read_label_file(labels) == [("a", 0.125), ("b", 0.9)]
+
+
+def test_graphs_of_different_edge_geometries_are_not_mixed(tmp_path):
+    save_graph(featurizer_graph(4, "xyy"), tmp_path / "a.pt")
+    save_graph(featurizer_graph(5, "xyz"), tmp_path / "b.pt")
+    train = write_labels(tmp_path / "train.csv", ["a"], [0.5])
+    val = write_labels(tmp_path / "val.csv", ["b"], [0.5])
+    with pytest.raises(TrainingDataError, match="different edge geometries: 'xyy' \\(e.g. a\\), 'xyz' \\(e.g. b\\)"):
+        load_graph_sets([("train", tmp_path, train), ("val", tmp_path, val)], progress=False)
 
 
 def test_graph_file_with_a_code_payload_is_refused(tmp_path):
