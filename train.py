@@ -1,4 +1,4 @@
-"""Retrain TopoQA with a hand-built Accelerate loop that reproduces the reference Lightning run bit for bit.
+r"""Retrain TopoQA with a hand-built Accelerate loop that reproduces the reference Lightning run bit for bit.
 
     accelerate launch --config_file accelerate_config/default.yaml train.py --config configs/production.yaml \
         --graph_dir DIR --train_label_file train.csv --val_label_file val.csv --save_dir runs/retrain
@@ -87,12 +87,16 @@ def check_save_dir(save_dir: Path, resume: bool, overwrite: bool) -> None:
 
 
 def remove_unlisted_checkpoints(save_dir: Path, best: BestCheckpoints) -> None:
-    """On resume: drop top-k and best-copy files an interrupted epoch wrote after topo_last.ckpt (redone anyway)."""
+    """On resume: drop what an interrupted epoch wrote before its topo_last.ckpt (it is redone identically):
+    top-k and best-copy files the restored state does not list, and half-written temporary files."""
     keep = {Path(path).name for path in best.best_k_models}
     if best.best_model_score is not None:
         keep.add(best_copy_name(float(best.best_model_score)))
     for path in [*save_dir.glob("topo_epoch=*.ckpt"), *save_dir.glob("topo_best_val_loss=*.ckpt")]:
         if path.name not in keep:
+            path.unlink()
+    for pattern in (".topo_*.tmp", ".metrics.csv.*.tmp", ".timings.csv.*.tmp", "topo_best_val_loss=*.ckpt.tmp"):
+        for path in save_dir.glob(pattern):
             path.unlink()
 
 
@@ -223,8 +227,9 @@ def save_epoch(
     resume_state: dict,
     metadata: dict,
 ) -> None:
-    """Write one epoch's files in Lightning's order: the new top-k checkpoint, removal of the one it displaced,
-    then topo_last.ckpt (carrying the resume state); then safetensors, the best copy, metrics and timings."""
+    """Write one epoch's files. topo_last.ckpt, which carries the resume state, goes last: it is the commit
+    point, so an interruption anywhere before it is redone identically by --resume. The checkpoints' contents
+    follow Lightning's order: the top-k file is saved (and the one it displaced removed) before the last."""
     best = state.best
     loops = lightning_loops(epoch, state.global_step, batches[0], steps_this_epoch, batches[1])
 
@@ -242,9 +247,6 @@ def save_epoch(
         write_lightning(topk.save, checkpoint(), overwrite=True)
     if topk.remove:
         Path(topk.remove).unlink(missing_ok=True)
-    best.last_model_path = best.path(LAST_NAME)
-    write_lightning(save_dir / LAST_NAME, {**checkpoint(), RESUME_KEY: resume_state}, overwrite=True)
-    write_safetensors(save_dir / "topo_last.safetensors", weights, metadata, overwrite=True)
     if topk.save and topk.save == best.best_model_path:
         for old in save_dir.glob("topo_best_val_loss=*.ckpt"):
             old.unlink()
@@ -252,8 +254,11 @@ def save_epoch(
         shutil.copyfile(topk.save, f"{copy}.tmp")
         os.replace(f"{copy}.tmp", copy)
         write_safetensors(save_dir / "topo_best.safetensors", weights, metadata, overwrite=True)
+    write_safetensors(save_dir / "topo_last.safetensors", weights, metadata, overwrite=True)
     write_csv(save_dir / "metrics.csv", METRICS_COLUMNS, state.metric_rows)
     write_csv(save_dir / "timings.csv", TIMING_COLUMNS, state.timing_rows)
+    best.last_model_path = best.path(LAST_NAME)
+    write_lightning(save_dir / LAST_NAME, {**checkpoint(), RESUME_KEY: resume_state}, overwrite=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -396,4 +401,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        raise SystemExit(
+            "train.py: interrupted. Run the same command with --resume to continue after the last "
+            "finished epoch (topo_last.ckpt)."
+        ) from None

@@ -46,15 +46,34 @@ class TrainConfig:
         return asdict(self)
 
 
+HELP = {
+    "graph_dir": "folder of <MODEL>.pt graph files",
+    "train_label_file": "CSV with a MODEL column (optional DockQ column), training graphs in this order",
+    "val_label_file": "CSV like --train_label_file, validation graphs",
+    "attention_head": "attention heads (the network has 8)",
+    "pooling_type": "graph readout (mean)",
+    "batch_size": "graphs per batch",
+    "learning_rate": "Adam learning rate",
+    "num_epochs": "epochs to train",
+    "accumulate_grad_batches": "batches per Adam step",
+    "seed": "seed for Python, NumPy and torch",
+    "save_dir": "run folder for checkpoints, metrics and reports",
+    "deterministic": "deterministic algorithms and CUDA settings",
+    "num_threads": "intra-op CPU threads; 1 reproduces the reference bit for bit, 0 keeps torch's default",
+    "num_sanity_val_steps": "validation batches run once before training (no effect on the result)",
+}
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One `--<name>` override per setting (defaults None, so only given flags override the YAML)."""
     parser.add_argument("--config", type=Path, help="YAML file of settings (paths in it are relative to the file)")
     for field in fields(TrainConfig):
+        text = f"{HELP[field.name]} (default: {field.default})"
         if field.type in ("bool", bool):
-            parser.add_argument(f"--{field.name}", action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(f"--{field.name}", action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             kind = {"int": int, "float": float}.get(str(field.type), str)
-            parser.add_argument(f"--{field.name}", type=kind, default=None)
+            parser.add_argument(f"--{field.name}", type=kind, default=None, help=text)
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:

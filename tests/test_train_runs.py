@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ from torch_geometric.data import Batch
 from data.graph_dataset import GraphSet
 from model.best_checkpoints import STATE_KEY
 from model.checkpoint import load_model, sha256_file
-from tests.conftest import need_reference
+from tests.conftest import REPO_ROOT, need_reference
 from tests.test_train_helpers import (
     checkpoint_names,
     load_checkpoint,
@@ -69,6 +73,30 @@ def test_resume_after_interruption_equals_uninterrupted_run(small_data, uninterr
     assert (save_dir / "metrics.csv").read_bytes() == (uninterrupted / "metrics.csv").read_bytes()
     sessions = json.loads((save_dir / "environment.json").read_text())["sessions"]
     assert [session["start_epoch"] for session in sessions] == [0, 2]
+
+
+def test_resume_after_a_killed_process_equals_uninterrupted_run(small_data, uninterrupted, tmp_path):
+    """SIGKILL at an arbitrary point after the first epoch's checkpoint, then --resume."""
+    save_dir = tmp_path / "run"
+    command = [sys.executable, "train.py", *map(str, small_data), "--save_dir", str(save_dir)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, "TQDM_DISABLE": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (save_dir / "topo_last.ckpt").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    finished_before_kill = load_checkpoint(save_dir / "topo_last.ckpt")["epoch"]
+    if finished_before_kill == 3:
+        pytest.skip("the run finished before it could be killed (machine too fast for this test)")
+    resumed = run_train(*small_data, "--save_dir", save_dir, "--resume")
+    assert f"resuming after epoch {finished_before_kill}" in resumed.stdout
+    assert checkpoint_names(save_dir) == checkpoint_names(uninterrupted)
+    for name in checkpoint_names(uninterrupted):
+        ours, theirs = load_checkpoint(save_dir / name), load_checkpoint(uninterrupted / name)
+        assert all(torch.equal(ours["state_dict"][key], value) for key, value in theirs["state_dict"].items()), name
+    assert (save_dir / "metrics.csv").read_bytes() == (uninterrupted / "metrics.csv").read_bytes()
+    assert not list(save_dir.glob("*.tmp")) and not list(save_dir.glob(".*.tmp"))
 
 
 def test_refuses_to_overwrite_an_earlier_run(small_data, uninterrupted):
