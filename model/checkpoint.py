@@ -73,7 +73,10 @@ def sha256_file(path: str | os.PathLike) -> str:
 @lru_cache(maxsize=1)
 def expected_shapes() -> dict[str, tuple[int, ...]]:
     """Key -> shape of the network's state dict, in creation order."""
-    return {key: tuple(value.shape) for key, value in TopoQA().state_dict().items()}
+    # On the meta device: building on the CPU would draw from the global RNG and change a training run.
+    with torch.device("meta"):
+        network = TopoQA()
+    return {key: tuple(value.shape) for key, value in network.state_dict().items()}
 
 
 def architecture_metadata() -> dict[str, str]:
