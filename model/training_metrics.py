@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from model.checkpoint import _atomic_write
+from data.files import write_text_atomically
 
 METRICS_COLUMNS = ["epoch", "step", "train_mse", "val_loss"]
 
@@ -53,4 +52,4 @@ def write_csv(path: str | os.PathLike, columns: list[str], rows: list[dict[str, 
     writer.writeheader()
     writer.writerows(rows)
     text = buffer.getvalue()
-    _atomic_write(Path(path), lambda target: Path(target).write_text(text), overwrite)
+    write_text_atomically(path, text, overwrite)
