@@ -189,7 +189,8 @@ def featurize_many(
         return [result for result in results if result is not None]
 
     # Submitting first forks the workers before the progress bar starts its monitor thread.
-    with ProcessPoolExecutor(min(jobs, len(paths)), mp_context=process_context()) as pool:
+    context = process_context()
+    with ProcessPoolExecutor(min(jobs, len(paths)), mp_context=context, initializer=single_thread_torch) as pool:
         futures = {
             pool.submit(_featurize_in_worker, (path, geometry, cache_dir, 1)): index for index, path in enumerate(paths)
         }
@@ -204,6 +205,12 @@ def featurize_many(
                     results[index] = FeaturizeResult(path, complex_name(path), None, reason)
                 bar.update()
     return [result for result in results if result is not None]
+
+
+def single_thread_torch() -> None:
+    """Forked workers must not touch the OpenMP team the parent may have started (it deadlocks, as in PyTorch's
+    DataLoader workers, which do the same); featurisation needs no intra-op threads anyway."""
+    torch.set_num_threads(1)
 
 
 def process_context():

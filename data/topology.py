@@ -145,9 +145,16 @@ def helper_pool(processes: int) -> ProcessPoolExecutor:
     """
     key = (os.getpid(), processes)
     if key not in _helpers:
-        _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"))
+        _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=_single_thread)
         atexit.register(_helpers[key].shutdown, cancel_futures=True)
     return _helpers[key]
+
+
+def _single_thread() -> None:
+    """Helpers forked from a process whose OpenMP team exists must never enter it (it would deadlock)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def alpha_h1_bars_many(clouds: list[np.ndarray], workers: int = 1) -> list[np.ndarray]:
