@@ -38,10 +38,6 @@ class ComplexStructure:
     residue_ca: np.ndarray
     residue_atoms: np.ndarray
 
-    @property
-    def residue_count(self) -> int:
-        return len(self.residue_chain)
-
 
 def first_line(error: BaseException) -> str:
     text = str(error).strip()
