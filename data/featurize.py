@@ -29,7 +29,13 @@ from data.graph_cache import CACHE_ENV, GraphCache, cache_key, default_cache_dir
 from data.graph_io import GRAPH_FORMAT_VERSION, save_graph
 from data.interface import interface_ids, interface_residues
 from data.node_features import node_table
-from data.structure import UnscorableComplex, first_line, parse_structure, read_first_model_text
+from data.structure import (
+    UnscorableComplex,
+    first_line,
+    parse_structure,
+    read_first_model_text,
+    require_coordinates,
+)
 from data.topology import default_workers, topology_table
 
 __all__ = [
@@ -72,10 +78,12 @@ def featurize_stages(
     workers = default_workers() if workers is None else workers
     if geometry not in GEOMETRIES:
         raise ValueError(f"unknown geometry {geometry!r}; expected one of {', '.join(GEOMETRIES)}")
-    structure = parse_structure(read_first_model_text(path))
-    interface = interface_residues(structure)
-    dssp = DsspRun(structure.pdb_text)  # runs in the background while the topology is computed
+    text = read_first_model_text(path)
+    require_coordinates(text)
+    dssp = DsspRun(text)  # mkdssp runs in the background from here on, while we parse and compute the topology
     try:
+        structure = parse_structure(text)
+        interface = interface_residues(structure)
         ids = interface_ids(structure, interface)
         ca = structure.atom_xyz[structure.residue_ca[interface]]
         topology = topology_table(structure.atom_xyz, structure.atom_name_initial, ca, workers)
