@@ -24,6 +24,9 @@ H0_DEATH_LIMIT = 8.0
 MIN_PERSISTENCE = 0.01
 ELEMENT_GROUPS = ("C", "N", "O", "CN", "CO", "NO", "CNO")
 STATISTICS = ("sum", "min", "max", "mean", "std")
+# Below this many clouds the topology takes about as long as mkdssp, which already occupies a second CPU:
+# a helper would only compete with it (measured: dove_correct, 315 clouds, is slower with one).
+HELPER_MIN_CLOUDS = 500
 PRIM_MATRIX_ENTRIES_PER_BATCH = 2_000_000  # ~16 MB of float64 per batch of residues
 
 TOPO_COLUMNS = [f"f0_{group}_death_{stat}" for group in ELEMENT_GROUPS for stat in STATISTICS] + [
@@ -163,7 +166,7 @@ class AlphaH1Jobs:
 
     def __init__(self, clouds: list[np.ndarray], workers: int = 1):
         self._clouds, self._workers, self._futures = clouds, workers, []
-        if workers <= 1 or len(clouds) < 4 * workers or "fork" not in get_all_start_methods():
+        if workers <= 1 or len(clouds) < HELPER_MIN_CLOUDS or "fork" not in get_all_start_methods():
             return
         try:
             pool = helper_pool(workers - 1)
