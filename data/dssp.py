@@ -97,28 +97,36 @@ class DsspRun:
     """mkdssp on a temporary copy, started in the background; `result()` waits and parses."""
 
     def __init__(self, pdb_text: str):
+        self._process = None
+        self._folder = None
         if not mkdssp_available():
-            raise UnscorableComplex(f"mkdssp failed: '{MKDSSP}' not found on PATH (install DSSP 4.x)")
+            return  # reported by result(), so that the input's own problems are reported first
         self._folder = tempfile.mkdtemp(prefix="topoqa-dssp-")
         source = Path(self._folder) / "input.pdb"
         self._output = Path(self._folder) / "output.dssp"
+        self._errors = Path(self._folder) / "errors.txt"
         source.write_text(dssp_input_text(pdb_text))
-        self._process = subprocess.Popen(
-            [MKDSSP, "--output-format=dssp", str(source), str(self._output)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
+        # stderr goes to a file: a chatty mkdssp must never stall on a full pipe while we compute.
+        with open(self._errors, "wb") as errors:
+            self._process = subprocess.Popen(
+                [MKDSSP, "--output-format=dssp", str(source), str(self._output)],
+                stdout=subprocess.DEVNULL, stderr=errors,
+            )
 
     def result(self) -> list[DsspResidue]:
+        if self._process is None:
+            raise UnscorableComplex(f"mkdssp failed: '{MKDSSP}' not found on PATH (install DSSP 4.x)")
         try:
             try:
-                _, errors = self._process.communicate(timeout=DSSP_TIMEOUT_SECONDS)
+                self._process.wait(timeout=DSSP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
                 self._process.kill()
-                self._process.communicate()
+                self._process.wait()
                 raise UnscorableComplex(f"mkdssp failed: no result after {DSSP_TIMEOUT_SECONDS} s") from None
             text = self._output.read_text() if self._output.exists() else ""
             residues = parse_dssp_output(text) if text.strip() else []
             if self._process.returncode != 0 or not residues:
+                errors = self._errors.read_text(errors="replace") if self._errors.exists() else ""
                 message = " ".join(errors.split()) or f"exit status {self._process.returncode}, no residues"
                 raise UnscorableComplex(f"mkdssp failed: {message[:300]}")
             return residues
@@ -126,7 +134,8 @@ class DsspRun:
             self.close()
 
     def close(self) -> None:
-        if self._process.poll() is None:
+        if self._process is not None and self._process.poll() is None:
             self._process.kill()
-            self._process.communicate()
-        shutil.rmtree(self._folder, ignore_errors=True)
+            self._process.wait()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)

@@ -29,7 +29,13 @@ from data.graph_cache import CACHE_ENV, GraphCache, cache_key, default_cache_dir
 from data.graph_io import GRAPH_FORMAT_VERSION, save_graph
 from data.interface import interface_ids, interface_residues
 from data.node_features import node_table
-from data.structure import UnscorableComplex, first_line, parse_structure, read_first_model_text
+from data.structure import (
+    UnscorableComplex,
+    first_line,
+    parse_structure,
+    read_first_model_text,
+    require_coordinates,
+)
 from data.topology import default_workers, topology_table
 
 __all__ = [
@@ -72,10 +78,12 @@ def featurize_stages(
     workers = default_workers() if workers is None else workers
     if geometry not in GEOMETRIES:
         raise ValueError(f"unknown geometry {geometry!r}; expected one of {', '.join(GEOMETRIES)}")
-    structure = parse_structure(read_first_model_text(path))
-    interface = interface_residues(structure)
-    dssp = DsspRun(structure.pdb_text)  # runs in the background while the topology is computed
+    text = read_first_model_text(path)
+    require_coordinates(text)
+    dssp = DsspRun(text)  # mkdssp runs in the background from here on, while we parse and compute the topology
     try:
+        structure = parse_structure(text)
+        interface = interface_residues(structure)
         ids = interface_ids(structure, interface)
         ca = structure.atom_xyz[structure.residue_ca[interface]]
         topology = topology_table(structure.atom_xyz, structure.atom_name_initial, ca, workers)
@@ -189,7 +197,8 @@ def featurize_many(
         return [result for result in results if result is not None]
 
     # Submitting first forks the workers before the progress bar starts its monitor thread.
-    with ProcessPoolExecutor(min(jobs, len(paths)), mp_context=process_context()) as pool:
+    context = process_context()
+    with ProcessPoolExecutor(min(jobs, len(paths)), mp_context=context, initializer=single_thread_torch) as pool:
         futures = {
             pool.submit(_featurize_in_worker, (path, geometry, cache_dir, 1)): index for index, path in enumerate(paths)
         }
@@ -204,6 +213,12 @@ def featurize_many(
                     results[index] = FeaturizeResult(path, complex_name(path), None, reason)
                 bar.update()
     return [result for result in results if result is not None]
+
+
+def single_thread_torch() -> None:
+    """Forked workers must not touch the OpenMP team the parent may have started (it deadlocks, as in PyTorch's
+    DataLoader workers, which do the same); featurisation needs no intra-op threads anyway."""
+    torch.set_num_threads(1)
 
 
 def process_context():

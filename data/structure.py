@@ -38,10 +38,6 @@ class ComplexStructure:
     residue_ca: np.ndarray
     residue_atoms: np.ndarray
 
-    @property
-    def residue_count(self) -> int:
-        return len(self.residue_chain)
-
 
 def first_line(error: BaseException) -> str:
     text = str(error).strip()
@@ -72,10 +68,14 @@ def read_first_model_text(path: str | os.PathLike) -> str:
     return "\n".join(kept).rstrip("\n") + "\n"
 
 
-def parse_structure(pdb_text: str) -> ComplexStructure:
-    """Parse first-model PDB text with Biopython (the reference parser) and flatten it into arrays."""
+def require_coordinates(pdb_text: str) -> None:
     if not any(line.startswith(COORDINATE_RECORDS) for line in pdb_text.split("\n")):
         raise UnscorableComplex("not a PDB file: no ATOM/HETATM records")
+
+
+def parse_structure(pdb_text: str) -> ComplexStructure:
+    """Parse first-model PDB text with Biopython (the reference parser) and flatten it into arrays."""
+    require_coordinates(pdb_text)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

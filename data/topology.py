@@ -24,6 +24,9 @@ H0_DEATH_LIMIT = 8.0
 MIN_PERSISTENCE = 0.01
 ELEMENT_GROUPS = ("C", "N", "O", "CN", "CO", "NO", "CNO")
 STATISTICS = ("sum", "min", "max", "mean", "std")
+# Below this many clouds the topology takes about as long as mkdssp, which already occupies a second CPU:
+# a helper would only compete with it (measured: dove_correct, 315 clouds, is slower with one).
+HELPER_MIN_CLOUDS = 500
 PRIM_MATRIX_ENTRIES_PER_BATCH = 2_000_000  # ~16 MB of float64 per batch of residues
 
 TOPO_COLUMNS = [f"f0_{group}_death_{stat}" for group in ELEMENT_GROUPS for stat in STATISTICS] + [
@@ -145,28 +148,51 @@ def helper_pool(processes: int) -> ProcessPoolExecutor:
     """
     key = (os.getpid(), processes)
     if key not in _helpers:
-        _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"))
+        _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=_single_thread)
         atexit.register(_helpers[key].shutdown, cancel_futures=True)
     return _helpers[key]
 
 
+def _single_thread() -> None:
+    """Helpers forked from a process whose OpenMP team exists must never enter it (it would deadlock)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class AlphaH1Jobs:
+    """H1 bars of many clouds. Forked helpers start on their share at once (workers - 1 interleaved chunks), so
+    this process can do other work before computing its own chunk in `result()`."""
+
+    def __init__(self, clouds: list[np.ndarray], workers: int = 1):
+        self._clouds, self._workers, self._futures = clouds, workers, []
+        if workers <= 1 or len(clouds) < HELPER_MIN_CLOUDS or "fork" not in get_all_start_methods():
+            return
+        try:
+            pool = helper_pool(workers - 1)
+            # Interleaved chunks balance the work: cloud sizes repeat in a pattern along the list.
+            self._futures = [pool.submit(alpha_h1_bars_of_clouds, clouds[k::workers]) for k in range(1, workers)]
+        except BrokenProcessPool:
+            _helpers.pop((os.getpid(), workers - 1), None)
+
+    def result(self) -> list[np.ndarray]:
+        if not self._futures:
+            return alpha_h1_bars_of_clouds(self._clouds)
+        workers = self._workers
+        try:
+            chunks = [alpha_h1_bars_of_clouds(self._clouds[0::workers])] + [f.result() for f in self._futures]
+        except BrokenProcessPool:
+            _helpers.pop((os.getpid(), workers - 1), None)
+            return alpha_h1_bars_of_clouds(self._clouds)
+        results: list[np.ndarray] = [np.empty((0, 2))] * len(self._clouds)
+        for k, chunk in enumerate(chunks):
+            results[k::workers] = chunk
+        return results
+
+
 def alpha_h1_bars_many(clouds: list[np.ndarray], workers: int = 1) -> list[np.ndarray]:
     """`alpha_h1_bars` of every cloud; with `workers` > 1 this process and workers-1 forked helpers share them."""
-    if workers <= 1 or len(clouds) < 4 * workers or "fork" not in get_all_start_methods():
-        return alpha_h1_bars_of_clouds(clouds)
-    # Interleaved chunks balance the work: cloud sizes vary along the list in a repeating pattern.
-    chunks = [clouds[k::workers] for k in range(workers)]
-    try:
-        pool = helper_pool(workers - 1)
-        futures = [pool.submit(alpha_h1_bars_of_clouds, chunk) for chunk in chunks[1:]]
-        chunk_results = [alpha_h1_bars_of_clouds(chunks[0])] + [future.result() for future in futures]
-    except BrokenProcessPool:
-        _helpers.pop((os.getpid(), workers - 1), None)
-        return alpha_h1_bars_of_clouds(clouds)
-    results: list[np.ndarray] = [np.empty((0, 2))] * len(clouds)
-    for k, chunk in enumerate(chunk_results):
-        results[k::workers] = chunk
-    return results
+    return AlphaH1Jobs(clouds, workers).result()
 
 
 def default_workers() -> int:
@@ -179,18 +205,20 @@ def topology_table(
 ) -> np.ndarray:
     """[len(centres), 140] raw topological features (float64): 35 H0 numbers group by group, then 105 H1 numbers."""
     groups = np.stack([np.isin(atom_initials, list(group)) for group in ELEMENT_GROUPS])
-    clouds, distances, memberships = [], [], []
+    clouds, residue_points, memberships = [], [], []
     for atoms in neighbourhoods(atom_xyz, centres):
         points = atom_xyz[atoms].astype(np.float64)
         member = groups[:, atoms]
         in_any = member.any(axis=0)
-        # One distance matrix per residue (its C/N/O atoms) serves all seven groups.
-        distances.append(pairwise_distances(points[in_any]))
+        residue_points.append(points[in_any])
         memberships.append(member[:, in_any])
         clouds.extend(points[mask] for mask in member)
+    alpha = AlphaH1Jobs(clouds, workers)  # helpers start now; H0 below runs meanwhile
 
+    # One distance matrix per residue (its C/N/O atoms) serves all seven groups.
+    distances = [pairwise_distances(points) for points in residue_points]
     mst = [weights for residue in minimum_spanning_tree_weights(distances, memberships) for weights in residue]
-    bars_per_cloud = alpha_h1_bars_many(clouds, workers)
+    bars_per_cloud = alpha.result()
 
     group_count = len(ELEMENT_GROUPS)
     table = np.zeros((len(centres), len(TOPO_COLUMNS)))

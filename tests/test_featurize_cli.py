@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +156,27 @@ def test_unwritable_cache_still_returns_the_graph(tmp_path):
     with pytest.warns(UserWarning, match="cache not written"):
         result = featurize_many([path], cache_dir=blocker, progress=False)[0]
     assert result.graph is not None and result.reason is None
+
+
+def test_pool_after_torch_has_started_its_threads_does_not_hang(tmp_path):
+    # infer.py may run the network before featurising: forked workers must not deadlock in OpenMP. Run in a child
+    # process so that a regression fails on the timeout instead of hanging the suite.
+    script = (
+        "import sys, torch\n"
+        "torch.set_num_threads(2)\n"
+        "torch.ones(4_000_000).mul_(3).sum()  # starts the OpenMP team\n"
+        "from data.featurize import featurize_many\n"
+        "results = featurize_many(sys.argv[1:], jobs=2, progress=False)\n"
+        "print(sum(r.graph is not None for r in results))\n"
+    )
+    paths = [str(need_reference("golden", name, "input.pdb")) for name in ("dove_correct", "test_model")]
+    child = subprocess.Popen([sys.executable, "-c", script, *paths], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)  # the child and the workers it forked
+        child.communicate()
+        pytest.fail("featurize_many(jobs=2) hung after torch had started its OpenMP threads")
+    assert child.returncode == 0, err[-2000:]
+    assert out.strip() == "2"

@@ -309,6 +309,14 @@ def test_dssp_failure_is_a_reason(tmp_path, golden_lines, monkeypatch):
     assert unscorable_reason(write(tmp_path / "complex.pdb", golden_lines)).startswith("mkdssp failed")
 
 
+def test_missing_mkdssp_is_a_reason_after_the_input_s_own_problems(tmp_path, golden_lines, monkeypatch):
+    monkeypatch.setattr(data.dssp, "MKDSSP", "no-such-mkdssp-anywhere")
+    monomer = [line for line in golden_lines if not (line.startswith("ATOM") and line[21] == "B")]
+    assert unscorable_reason(write(tmp_path / "monomer.pdb", monomer)) == "only one chain (A)"
+    reason = unscorable_reason(write(tmp_path / "complex.pdb", golden_lines))
+    assert reason.startswith("mkdssp failed") and "not found" in reason
+
+
 @needs_mkdssp
 def test_batch_continues_past_bad_inputs_in_input_order(tmp_path, golden_lines):
     good = write(tmp_path / "good.pdb", golden_lines)
