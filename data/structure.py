@@ -55,6 +55,8 @@ def read_first_model_text(path: str | os.PathLike) -> str:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, gzip.BadGzipFile) as error:
             raise UnscorableComplex(f"cannot read file: broken gzip data ({error})") from None
+    if not raw.strip():
+        raise UnscorableComplex("empty file")
     text = raw.decode("latin-1").replace("\r\n", "\n").replace("\r", "\n")
     if text.lstrip().startswith("data_"):
         raise UnscorableComplex("not a PDB file: mmCIF is not supported (convert it to PDB format)")

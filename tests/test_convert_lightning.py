@@ -15,28 +15,7 @@ from model.checkpoint import read_checkpoint, write_safetensors
 from model.convert import main
 from model.topoqa import TopoQA
 from tests.conftest import need_reference
-
-
-class LitTopoQA(pl.LightningModule):
-    """The reference's LightningModule in miniature: TopoQA's modules at top level (its key layout), MSE, Adam."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        for name, module in TopoQA().named_children():
-            self.add_module(name, module)
-
-    def forward(self, batch):
-        return TopoQA.forward(self, batch.x, batch.edge_index, batch.edge_attr, batch.batch)
-
-    def training_step(self, batch, batch_index):
-        return torch.nn.functional.mse_loss(self(batch), batch.y.view(-1, 1))
-
-    def validation_step(self, batch, batch_index):
-        loss = torch.nn.functional.mse_loss(self(batch), batch.y.view(-1, 1))
-        self.log("val_loss", loss, batch_size=batch.num_graphs)
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=0.005)
+from tests.lightning_reference import ReferenceModule
 
 
 class ResumeProbe(pl.Callback):
@@ -66,7 +45,7 @@ def resume(ckpt, loaders) -> tuple[pl.Trainer, ResumeProbe]:
         max_epochs=saved_epoch + 2, accelerator="cpu", logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[probe],
     )
-    trainer.fit(LitTopoQA(), *loaders, ckpt_path=str(ckpt))
+    trainer.fit(ReferenceModule(learning_rate=0.005, batch_size=2), *loaders, ckpt_path=str(ckpt))
     return trainer, probe
 
 
@@ -78,7 +57,8 @@ def test_lightning_loads_the_converted_checkpoint(tmp_path, published_checkpoint
     weights, ckpt = tmp_path / "w.safetensors", tmp_path / "w.ckpt"
     convert("to-safetensors", published_checkpoint, weights)
     convert("to-lightning", weights, ckpt)
-    module = LitTopoQA.load_from_checkpoint(ckpt, map_location="cpu")  # strict by default
+    # strict by default
+    module = ReferenceModule.load_from_checkpoint(ckpt, map_location="cpu", learning_rate=0.005, batch_size=2)
     published = read_checkpoint(published_checkpoint).state_dict
     assert list(module.state_dict()) == list(published)
     assert all(torch.equal(module.state_dict()[key], value) for key, value in published.items())

@@ -287,11 +287,18 @@ def test_no_ca_atoms(tmp_path, golden_lines):
     assert "no CA atoms" in unscorable_reason(write(tmp_path / "noca.pdb", lines))
 
 
-@pytest.mark.parametrize("content", [b"", b"hello, this is not a structure\n", bytes(range(256)) * 4])
-def test_empty_or_non_pdb_file(tmp_path, content):
+@pytest.mark.parametrize("content", [b"hello, this is not a structure\n", bytes(range(256)) * 4])
+def test_non_pdb_file(tmp_path, content):
     path = tmp_path / "junk.pdb"
     path.write_bytes(content)
     assert unscorable_reason(path).startswith("not a PDB file")
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \r\n", gzip.compress(b"")])
+def test_empty_file(tmp_path, content):
+    path = tmp_path / "empty.pdb"
+    path.write_bytes(content)
+    assert unscorable_reason(path) == "empty file"
 
 
 def test_unreadable_files(tmp_path):
@@ -326,7 +333,7 @@ def test_batch_continues_past_bad_inputs_in_input_order(tmp_path, golden_lines):
     results = featurize_many([empty, good, tmp_path / "nothere.pdb", monomer], jobs=1, progress=False)
     assert [r.name for r in results] == ["empty", "good", "nothere", "mono"]
     assert [r.graph is not None for r in results] == [False, True, False, False]
-    assert results[0].reason.startswith("not a PDB file")
+    assert results[0].reason == "empty file"
     assert results[2].reason.startswith("cannot read file")
     assert results[3].reason == "only one chain (A)"
     assert results[1].reason is None and results[1].graph.name == "good"
