@@ -105,11 +105,8 @@ def featurized_graphs(
     folder = Path(folder)
     if not folder.is_dir():
         raise GraphSetError(f"{folder}: complex folder not found")
-    try:
-        from data.featurize import PDB_SUFFIXES, featurize_many, find_complexes
-    except ImportError as error:
-        message = f"--complex_folder needs the featuriser (data/featurize.py), unavailable here: {error}"
-        raise GraphSetError(message) from None
+    from data.featurize import PDB_SUFFIXES, featurize_many, find_complexes  # only here: slow to import
+
     paths = find_complexes(folder)
     if not paths:
         raise GraphSetError(f"{folder}: no PDB files found (looked for {', '.join(PDB_SUFFIXES)})")

@@ -245,34 +245,14 @@ def test_command_line_refuses_a_malicious_checkpoint(tmp_path, capsys):
     assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
 
 
-def test_verify_complex_folder_uses_the_featuriser(tmp_path, capsys, monkeypatch, published_checkpoint, golden_dirs):
-    # Stands in for data/featurize.py (tested on its own): checks what verify asks of it and does with its results.
-    from types import ModuleType, SimpleNamespace
-
-    from safetensors.torch import load_file
-    from torch_geometric.data import Data
-
-    for folder in golden_dirs:
-        (tmp_path / f"{folder.name}.pdb").write_text("ATOM\n")
-    (tmp_path / "no_interface.pdb").write_text("ATOM\n")
+def test_verify_complex_folder_featurises_real_complexes(tmp_path, capsys, published_checkpoint, golden_dirs):
+    smallest = min(golden_dirs, key=lambda folder: (folder / "input.pdb").stat().st_size)
+    shutil.copy(smallest / "input.pdb", tmp_path / f"{smallest.name}.pdb")
+    (tmp_path / "empty.pdb").write_text("")
     (tmp_path / "notes.txt").write_text("not a structure\n")
-    calls = []
-
-    def featurize_many(paths, geometry, jobs, cache_dir, progress):
-        calls.append(([path.name for path in paths], geometry, jobs, cache_dir))
-        for path in paths:
-            golden = [folder for folder in golden_dirs if folder.name == path.stem]
-            graph = Data(**load_file(golden[0] / "graph.safetensors")) if golden else None
-            yield SimpleNamespace(name=path.stem, graph=graph, reason=None if golden else "no interface residues")
-
-    fake = ModuleType("data.featurize")
-    fake.featurize_many = featurize_many
-    monkeypatch.setitem(sys.modules, "data.featurize", fake)
     code, out, _ = run(capsys, "verify", published_checkpoint, "--reference", published_checkpoint,
                        "--complex_folder", tmp_path, "--jobs", "1")
     assert code == 0
-    expected_inputs = sorted([f"{folder.name}.pdb" for folder in golden_dirs] + ["no_interface.pdb"])
-    assert calls == [(expected_inputs, "xyy", 1, None)]
-    assert f"predictions on {len(golden_dirs)} complexes featurised from {tmp_path}" in out
-    assert "no_interface: no interface residues; skipped" in out
-    assert "verdict: PASS" in out
+    assert f"predictions on 1 complexes featurised from {tmp_path}" in out
+    assert "empty: empty file; skipped" in out
+    assert smallest.name in out and "verdict: PASS" in out
