@@ -288,18 +288,18 @@ class FeaturizeJobs:
                         results[index] = FeaturizeResult(path, complex_name(path), None, reason)
                     bar.update()
             finally:
-                self.close()
+                self.close(wait=True)  # every worker is idle by now: they exit at once
         return [result for result in results if result is not None]
 
-    def close(self) -> None:
+    def close(self, wait: bool = False) -> None:
         """Drop the work not started yet and let the workers go (running complexes finish first)."""
         if self._pool is None:
             return
         with self._lock:
             pool, self._pool = self._pool, None
             self._pending.clear()
-        pool.shutdown(wait=False, cancel_futures=True)
         self._free_slots.release()  # a feeder waiting for a slot wakes up, finds nothing left and ends
+        pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def featurize_many(
