@@ -19,17 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-import torch
-
-from data.featurize import PDB_SUFFIXES, complex_name, featurize_many
+# Only light imports up to the point where featurisation starts: its worker processes are forked from this one
+# and never need torch. torch, PyG and the network are imported while they work (see main()).
+from data.edges import GEOMETRY_XYY
+from data.featurize import PDB_SUFFIXES, FeaturizeJobs, complex_name, featurize_many
 from data.files import write_text_atomically
 from data.graph_cache import CACHE_ENV, default_cache_dir
-from data.graph_io import save_graph
-from model.checkpoint import CheckpointError, default_checkpoint_path, read_checkpoint
-from model.evaluation import evaluate
-from model.predict import predict
-from model.topoqa import TopoQA
+from model.checkpoint_paths import default_checkpoint_path, safetensors_metadata
 
 OUTPUT_FILES = ("result.csv", "ranking.csv", "skipped.csv")
 
@@ -91,16 +87,22 @@ def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]
 def read_labels(path: Path, target_column: str) -> dict[str, tuple[float, str]]:
     """MODEL -> (true DockQ, target) from a labels CSV; column names match case-insensitively."""
     try:
-        table = pd.read_csv(path)
-    except Exception as error:  # noqa: BLE001 - any parse failure is reported as bad input
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+            header = rows[0].keys() if rows else []
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         fail(f"{path}: cannot read labels CSV ({error})")
-    columns = {name.lower(): name for name in table.columns}
+    columns = {name.strip().lower(): name for name in header if name is not None}
     if "model" not in columns or "dockq" not in columns:
-        fail(f"{path}: labels need a MODEL and a DockQ column (found {', '.join(map(str, table.columns))})")
+        fail(f"{path}: labels need a MODEL and a DockQ column (found {', '.join(header) or 'no rows'})")
     target = columns.get(target_column.lower())
     labels = {}
-    for _, row in table.iterrows():
-        labels[str(row[columns["model"]])] = (float(row[columns["dockq"]]), str(row[target]) if target else "all")
+    for line, row in enumerate(rows, start=2):
+        try:
+            dockq = float(row[columns["dockq"]])
+        except (TypeError, ValueError):
+            fail(f"{path}, line {line}: DockQ {row[columns['dockq']]!r} is not a number")
+        labels[row[columns["model"]].strip()] = (dockq, row[target].strip() if target else "all")
     return labels
 
 
@@ -127,25 +129,46 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
     if checkpoint_path is None:
         fail("no checkpoint: pass --checkpoint or set TOPOQA_CHECKPOINT (see README, 'Configuration')")
+    if not checkpoint_path.is_file():
+        fail(f"{checkpoint_path}: checkpoint file not found")
+    # The geometry the checkpoint was trained on: a safetensors header says so without torch; a Lightning
+    # .ckpt is read (with torch) only later, and in the rare case it names another geometry the
+    # complexes are featurised again below.
+    header_geometry = (safetensors_metadata(checkpoint_path) or {}).get("geometry")
+    geometry = args.geometry or header_geometry or GEOMETRY_XYY
+    cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    featurisation = FeaturizeJobs(inputs, geometry=geometry, jobs=args.jobs, cache_dir=cache_dir, background=True)
+
+    # While the workers featurise: the heavy imports (several seconds of CPU) and the checkpoint.
+    import torch
+
+    from data.graph_io import save_graph
+    from model.checkpoint import CheckpointError, read_checkpoint
+    from model.predict import predict
+    from model.topoqa import TopoQA
+
     try:
         checkpoint = read_checkpoint(checkpoint_path)
     except CheckpointError as error:
+        featurisation.close()
         fail(str(error))
     model = TopoQA()
     model.load_state_dict(checkpoint.state_dict, strict=True)
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     if device == "cuda" and not torch.cuda.is_available():
+        featurisation.close()
         fail("--device cuda: no CUDA device is available")
     model = model.to(device).eval()
 
-    trained_geometry = checkpoint.metadata.get("geometry", "xyy")
-    geometry = args.geometry or trained_geometry
-    if geometry != trained_geometry:
-        print(f"warning: graphs use geometry {geometry} but the checkpoint was trained on {trained_geometry}; "
+    trained_geometry = checkpoint.metadata.get("geometry", GEOMETRY_XYY)
+    if args.geometry and args.geometry != trained_geometry:
+        print(f"warning: graphs use geometry {args.geometry} but the checkpoint was trained on {trained_geometry}; "
               "predictions will not match its calibration", file=sys.stderr)
 
-    cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    results = featurize_many(inputs, geometry=geometry, jobs=args.jobs, cache_dir=cache_dir, progress=True)
+    results = featurisation.results(progress=True)
+    wanted_geometry = args.geometry or trained_geometry
+    if wanted_geometry != geometry:
+        results = featurize_many(inputs, geometry=wanted_geometry, jobs=args.jobs, cache_dir=cache_dir, progress=True)
 
     graphs = [result.graph for result in results if result.graph is not None]
     skipped += [(result.name, result.reason) for result in results if result.graph is None]
@@ -183,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         if unlabelled:
             print(f"warning: {unlabelled} scored complex(es) have no label in {args.labels}", file=sys.stderr)
         if labelled:
+            from model.evaluation import evaluate  # scipy.stats: imported only when it is needed
+
             evaluation = evaluate(
                 [name for name, _ in labelled],
                 [labels[name][1] for name, _ in labelled],
@@ -200,4 +225,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    # Everything is written (atomically) and reported, and the featurisation workers have exited. Python's own
+    # teardown of torch and PyG would take ~2 s more of one CPU (measured): leave the memory to the system.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)

@@ -1,7 +1,8 @@
-"""Writing user-visible files safely: atomically, and never over an existing file unless asked."""
+"""Writing user-visible files safely (atomically, never over an existing file unless asked), and hashing them."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import uuid
@@ -33,3 +34,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], overw
 
 def write_text_atomically(path: str | os.PathLike, text: str, overwrite: bool = False) -> None:
     atomic_write(path, lambda target: target.write_text(text), overwrite)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -11,9 +11,9 @@ from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
 from torch_geometric.data.storage import GlobalStorage
 
 from data.files import atomic_write
+from data.graph_arrays import GRAPH_FORMAT_VERSION
 
-# Bumped whenever the meaning of x / edge_attr changes.
-GRAPH_FORMAT_VERSION = 1
+__all__ = ["GRAPH_FORMAT_VERSION", "GraphFileError", "load_graph", "save_graph"]
 
 # The only classes a graph file may reference besides tensors and builtins.
 # Files written by PyG 2.5 (the reference training set) contain exactly these.

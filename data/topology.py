@@ -8,11 +8,12 @@ Values are bit-identical to the reference: same neighbour order, same distance a
 
 from __future__ import annotations
 
-import atexit
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.util import Finalize
 
 import gudhi
 import numpy as np
@@ -148,16 +149,21 @@ def helper_pool(processes: int) -> ProcessPoolExecutor:
     """
     key = (os.getpid(), processes)
     if key not in _helpers:
-        _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=_single_thread)
-        atexit.register(_helpers[key].shutdown, cancel_futures=True)
+        _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=single_thread_torch)
+        # A finaliser, not atexit: a process-pool worker that made helpers joins its children when it exits,
+        # before atexit handlers would run, so the helpers must be told to stop first (or both wait forever).
+        # Its priority is above that of the pool's own queues (10), which must still be open to carry the stop.
+        Finalize(_helpers[key], _helpers[key].shutdown, kwargs={"cancel_futures": True}, exitpriority=100)
     return _helpers[key]
 
 
-def _single_thread() -> None:
-    """Helpers forked from a process whose OpenMP team exists must never enter it (it would deadlock)."""
-    import torch
-
-    torch.set_num_threads(1)
+def single_thread_torch() -> None:
+    """Processes forked from one whose OpenMP team exists must never enter it (it deadlocks, as in PyTorch's
+    DataLoader workers, which do the same). Featurisation never imports torch itself: only a parent that had
+    imported it can have started that team, and importing it here would cost seconds."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 class AlphaH1Jobs:

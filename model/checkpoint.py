@@ -6,7 +6,6 @@ Nothing here executes code from a file: `.ckpt` files are read with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,7 +20,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from data.files import atomic_write
+from data.files import atomic_write, sha256_file
+from model.checkpoint_paths import is_safetensors
 from model.topoqa import HEADS, HIDDEN, TopoQA
 
 SAFETENSORS_FORMAT_VERSION = "1"
@@ -32,7 +32,6 @@ TRAINING_STATE_FORMAT_VERSION = "1"
 LIGHTNING_METADATA_KEY = "topoqa_metadata"
 # The Lightning release whose checkpoint layout we write (the recorded reference run's).
 LIGHTNING_VERSION = "2.6.6"
-CHECKPOINT_ENV = "TOPOQA_CHECKPOINT"
 
 
 class CheckpointError(ValueError):
@@ -60,14 +59,6 @@ class Checkpoint:
         if self.lightning is not None and "global_step" in self.lightning:
             return int(self.lightning["global_step"])
         return int(self.metadata["global_step"]) if "global_step" in self.metadata else None
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=1)
@@ -103,12 +94,6 @@ def check_state_dict(state_dict: dict[str, torch.Tensor], path: str | os.PathLik
             )
 
 
-def _is_safetensors(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        head = handle.read(9)
-    return len(head) == 9 and head[8:9] == b"{"
-
-
 def _load_failure(error: Exception) -> str:
     """One line saying why `torch.load(weights_only=True)` rejected a file."""
     text = str(error)
@@ -135,7 +120,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: file is empty")
-    if _is_safetensors(path):
+    if is_safetensors(path):
         try:
             with safe_open(path, framework="pt") as handle:
                 metadata = dict(handle.metadata() or {})
@@ -299,21 +284,6 @@ def lightning_checkpoint(
         "optimizer_states": [optimizer_state] if optimizer_state is not None else [],
         "lr_schedulers": [],
     }
-
-
-def reference_root() -> Path:
-    """`TOPOQA_REFERENCE`, else `../shared/reference` beside the checkout."""
-    reference = os.environ.get("TOPOQA_REFERENCE")
-    return Path(reference) if reference else Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
-
-
-def default_checkpoint_path() -> Path | None:
-    """`TOPOQA_CHECKPOINT`, else the published checkpoint in the reference folder when present."""
-    configured = os.environ.get(CHECKPOINT_ENV)
-    if configured:
-        return Path(configured)
-    candidate = reference_root() / "topoqa.ckpt.original"
-    return candidate if candidate.exists() else None
 
 
 def lightning_loops_untrained() -> dict[str, Any]:

@@ -30,18 +30,17 @@ from model.checkpoint import (
     TRAINING_STATE_FORMAT,
     Checkpoint,
     CheckpointError,
-    default_checkpoint_path,
     lightning_from_weights,
     lightning_metadata,
     read_checkpoint,
     read_training_state,
-    reference_root,
     sha256_file,
     training_state_path,
     write_lightning,
     write_safetensors,
     write_training_state,
 )
+from model.checkpoint_paths import default_checkpoint_path, reference_root
 from model.predict import predict
 from model.topoqa import TopoQA
 from model.verify import (

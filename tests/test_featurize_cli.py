@@ -92,8 +92,8 @@ def test_cache_hits_for_unchanged_files_and_recomputes_changed_ones(tmp_path, co
     assert [r.cached for r in first] == [False, False, False]
 
     calls = []
-    real = data.featurize.featurize_complex
-    monkeypatch.setattr(data.featurize, "featurize_complex", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = data.featurize.featurize_arrays
+    monkeypatch.setattr(data.featurize, "featurize_arrays", lambda *a, **k: calls.append(a) or real(*a, **k))
     second = featurize_many(paths, cache_dir=cache, progress=False)
     assert calls == [] and [r.cached for r in second] == [True, True, True]
     assert second[0].reason == first[0].reason  # unscorable reasons are cached too
@@ -114,7 +114,7 @@ def test_cache_hits_for_unchanged_files_and_recomputes_changed_ones(tmp_path, co
     assert cache_key(paths[1], "xyy") != cache_key(paths[1], "xyz")
     # A damaged entry is recomputed, not trusted.
     key = cache_key(paths[1], "xyy")
-    (cache / key[:2] / f"{key}.pt").write_bytes(b"garbage")
+    (cache / key[:2] / f"{key}.npz").write_bytes(b"garbage")
     assert GraphCache(cache).get(key) is None
     assert featurize_many([paths[1]], cache_dir=cache, progress=False)[0].cached is False
 
@@ -180,3 +180,43 @@ def test_pool_after_torch_has_started_its_threads_does_not_hang(tmp_path):
         pytest.fail("featurize_many(jobs=2) hung after torch had started its OpenMP threads")
     assert child.returncode == 0, err[-2000:]
     assert out.strip() == "2"
+
+
+def test_featurisation_never_imports_torch(tmp_path):
+    # Worker processes are forked before the caller imports torch; the featurisation itself must not import it
+    # (seconds of CPU per process), nor pandas or scipy.
+    script = (
+        "import sys\n"
+        "from data.featurize import featurize_many\n"
+        "result = featurize_many(sys.argv[2:], cache_dir=sys.argv[1], progress=False)[0]\n"
+        "assert result.arrays is not None and result.arrays.x.shape[1] == 172, result.reason\n"
+        "print(sorted({'torch', 'torch_geometric', 'pandas', 'scipy'} & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    path = need_reference("golden", "dove_correct", "input.pdb")
+    completed = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cache"), str(path)], capture_output=True,
+                               text=True,
+                               cwd=Path(__file__).resolve().parent.parent)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == "[]"
+
+
+def test_background_worker_with_alpha_helpers_exits(tmp_path):
+    # One background process whose complex is large enough for alpha-complex helpers (889 clouds): the worker
+    # joins its helpers when it exits, so they must be stopped first. A regression hangs: run it in a child.
+    script = (
+        "import sys\n"
+        "from data.featurize import FeaturizeJobs\n"
+        "jobs = FeaturizeJobs(sys.argv[1:], jobs=1, workers=2, background=True)\n"
+        "print(sum(r.arrays is not None for r in jobs.results(progress=False)))\n"
+    )
+    path = need_reference("golden", "1A2K_r_l_b_model", "input.pdb")
+    child = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        pytest.fail("a background featurisation worker with alpha helpers did not exit")
+    assert child.returncode == 0, err[-2000:]
+    assert out.strip() == "1"

@@ -161,3 +161,41 @@ def test_nothing_scorable_exits_1(tmp_path, golden_dirs, published_checkpoint):
     assert completed.returncode == 1
     assert "monomer" in completed.stderr
     assert read_rows(tmp_path / "out" / "result.csv") == []
+
+
+def test_importing_infer_leaves_torch_for_later():
+    # infer.py forks its featurisation workers before importing torch: they must never inherit or import it.
+    completed = subprocess.run([sys.executable, "-c", "import sys, infer; print(sorted({'torch', 'pandas', "
+                                "'scipy'} & {name.split('.')[0] for name in sys.modules}))"],
+                               cwd=REPO_ROOT, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("checkpoint_format", ["safetensors", "ckpt"])
+def test_checkpoint_geometry_decides_the_graphs(tmp_path, golden_dirs, published_checkpoint, checkpoint_format):
+    # A safetensors header names its geometry before featurisation starts; a Lightning .ckpt is read later
+    # (featurisation starts with xyy meanwhile), and a different geometry there means featurising again.
+    import torch
+
+    from model.checkpoint import LIGHTNING_METADATA_KEY
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    golden = next(g for g in golden_dirs if g.name == "dove_correct")
+    shutil.copy(golden / "input.pdb", folder / "dove.pdb")
+    if checkpoint_format == "safetensors":
+        checkpoint = tmp_path / "xyz.safetensors"
+        write_safetensors(checkpoint, read_checkpoint(published_checkpoint).state_dict, {"geometry": "xyz"})
+    else:
+        checkpoint = tmp_path / "xyz.ckpt"
+        lightning = torch.load(published_checkpoint, map_location="cpu", weights_only=True)
+        lightning[LIGHTNING_METADATA_KEY] = {"geometry": "xyz"}
+        torch.save(lightning, checkpoint)
+    completed = run_infer("-c", str(folder), "-r", str(tmp_path / "out"), "-w", str(tmp_path / "graphs"),
+                          "--checkpoint", str(checkpoint), "--jobs", "2", "--no_cache")
+    assert completed.returncode == 0, completed.stderr
+    assert "warning" not in completed.stderr
+    from data.graph_io import load_graph
+
+    assert load_graph(tmp_path / "graphs" / "dove.pt").geometry == "xyz"

@@ -1,0 +1,41 @@
+"""A featurised complex as plain NumPy arrays: what worker processes produce without ever importing torch.
+
+`to_data()` wraps the arrays (without copying) into the PyG `Data` graph the network and the graph files use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
+
+# Bumped whenever the meaning of x / edge_attr changes.
+GRAPH_FORMAT_VERSION = 1
+
+
+@dataclass
+class GraphArrays:
+    name: str
+    x: np.ndarray  # float32 [N, 172]
+    edge_index: np.ndarray  # int64 [2, E]
+    edge_attr: np.ndarray  # float32 [E, 11]
+    geometry: str
+    feature_version: int = GRAPH_FORMAT_VERSION
+
+    def to_data(self) -> Data:
+        """The PyG graph: x, edge_index, edge_attr, name, geometry, feature_version."""
+        import torch
+        from torch_geometric.data import Data
+
+        graph = Data(
+            x=torch.from_numpy(self.x), edge_index=torch.from_numpy(self.edge_index),
+            edge_attr=torch.from_numpy(self.edge_attr),
+        )
+        graph.name = self.name
+        graph.geometry = self.geometry
+        graph.feature_version = self.feature_version
+        return graph
