@@ -16,6 +16,7 @@ import csv
 import io
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from data.edges import GEOMETRY_XYY
 from data.featurize import PDB_SUFFIXES, FeaturizeJobs, complex_name, featurize_many
 from data.files import write_text_atomically
 from data.graph_cache import CACHE_ENV, default_cache_dir
+from data.workers import exit_on_interrupt
 from model.checkpoint_paths import default_checkpoint_path, safetensors_metadata
 
 OUTPUT_FILES = ("result.csv", "ranking.csv", "skipped.csv")
@@ -56,6 +58,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def fail(message: str, code: int = 2) -> None:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def require_writable_folder(folder: Path, flag: str) -> None:
+    """Fail now, before minutes of featurisation, when the outputs could not be written at the end."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-")
+        probe.close()
+    except OSError as error:
+        fail(f"{folder}: cannot write the {flag} ({error.strerror or error})")
 
 
 def complex_inputs(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -137,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     header_geometry = (safetensors_metadata(checkpoint_path) or {}).get("geometry")
     geometry = args.geometry or header_geometry or GEOMETRY_XYY
     cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    require_writable_folder(result_folder, "--result_folder")
+    if args.work_dir:
+        require_writable_folder(Path(args.work_dir), "--work_dir")
     featurisation = FeaturizeJobs(inputs, geometry=geometry, jobs=args.jobs, cache_dir=cache_dir, background=True)
 
     # While the workers featurise: the heavy imports (several seconds of CPU) and the checkpoint.
@@ -225,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_code = main()
+    try:
+        exit_code = main()
+    except KeyboardInterrupt:
+        exit_on_interrupt("infer.py")
     # Everything is written (atomically) and reported, and the featurisation workers have exited. Python's own
     # teardown of torch and PyG would take ~2 s more of one CPU (measured): leave the memory to the system.
     sys.stdout.flush()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +95,15 @@ def mkdssp_available() -> bool:
     return shutil.which(MKDSSP) is not None
 
 
+_running: weakref.WeakSet[DsspRun] = weakref.WeakSet()
+
+
+def stop_running_dssp() -> None:
+    """Kill every mkdssp this process started and still runs, and remove its temporary copy (on interrupt)."""
+    for run in list(_running):
+        run.close()
+
+
 class DsspRun:
     """mkdssp on a temporary copy, started in the background; `result()` waits and parses."""
 
@@ -102,6 +113,7 @@ class DsspRun:
         if not mkdssp_available():
             return  # reported by result(), so that the input's own problems are reported first
         self._folder = tempfile.mkdtemp(prefix="topoqa-dssp-")
+        _running.add(self)
         source = Path(self._folder) / "input.pdb"
         self._output = Path(self._folder) / "output.dssp"
         self._errors = Path(self._folder) / "errors.txt"
@@ -134,8 +146,19 @@ class DsspRun:
             self.close()
 
     def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
+        """Kill mkdssp if it still runs and remove the temporary copy.
+
+        Without Popen's own wait: this also runs from a worker's signal handler, which may have interrupted
+        a `wait()` holding Popen's lock.
+        """
+        process = self._process
+        if process is not None and process.returncode is None:
+            try:
+                os.kill(process.pid, signal.SIGKILL)
+                os.waitpid(process.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass  # already gone
+            process.returncode = -signal.SIGKILL
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
+        _running.discard(self)

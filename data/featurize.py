@@ -41,7 +41,8 @@ from data.structure import (
     read_first_model_text,
     require_coordinates,
 )
-from data.topology import default_workers, single_thread_torch, topology_table
+from data.topology import default_workers, topology_table
+from data.workers import exit_on_interrupt, prepare_worker
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data
@@ -233,7 +234,7 @@ class FeaturizeJobs:
         self._pending = deque(sorted(range(len(self.paths)), key=lambda k: -file_size(self.paths[k])))
         self._indexes: dict[Future, int] = {}
         self._finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
-        self._pool = ProcessPoolExecutor(processes, mp_context=process_context(), initializer=single_thread_torch)
+        self._pool = ProcessPoolExecutor(processes, mp_context=process_context(), initializer=prepare_worker)
         # The first submission forks every worker: from this thread, before the feeding thread exists.
         self._submit_next()
         threading.Thread(target=self._feed, name="featurize-feeder", daemon=True).start()
@@ -415,4 +416,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        exit_on_interrupt("python -m data.featurize")

@@ -9,7 +9,6 @@ Values are bit-identical to the reference: same neighbour order, same distance a
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_all_start_methods, get_context
@@ -18,6 +17,8 @@ from multiprocessing.util import Finalize
 import gudhi
 import numpy as np
 from Bio.PDB.kdtrees import KDTree
+
+from data.workers import prepare_worker
 
 NEIGHBOURHOOD_RADIUS = 8.0
 NEIGHBOR_SEARCH_BUCKET_SIZE = 10  # Biopython NeighborSearch default
@@ -149,21 +150,12 @@ def helper_pool(processes: int) -> ProcessPoolExecutor:
     """
     key = (os.getpid(), processes)
     if key not in _helpers:
-        _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=single_thread_torch)
+        _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=prepare_worker)
         # A finaliser, not atexit: a process-pool worker that made helpers joins its children when it exits,
         # before atexit handlers would run, so the helpers must be told to stop first (or both wait forever).
         # Its priority is above that of the pool's own queues (10), which must still be open to carry the stop.
         Finalize(_helpers[key], _helpers[key].shutdown, kwargs={"cancel_futures": True}, exitpriority=100)
     return _helpers[key]
-
-
-def single_thread_torch() -> None:
-    """Processes forked from one whose OpenMP team exists must never enter it (it deadlocks, as in PyTorch's
-    DataLoader workers, which do the same). Featurisation never imports torch itself: only a parent that had
-    imported it can have started that team, and importing it here would cost seconds."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(1)
 
 
 class AlphaH1Jobs:

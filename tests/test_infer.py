@@ -6,9 +6,11 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -151,6 +153,52 @@ def test_bad_arguments_exit_2(tmp_path, published_checkpoint):
     completed = run_infer("-c", str(empty), "-r", str(tmp_path / "out"), "--checkpoint", str(tmp_path / "nope.ckpt"))
     assert completed.returncode == 2 and "nope.ckpt" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_unwritable_result_folder_fails_before_featurising(tmp_path, golden_dirs, published_checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(golden_dirs[0] / "input.pdb", folder / "a.pdb")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("the result folder cannot be created below a file\n")
+    completed = run_infer("-c", str(folder), "-r", str(blocker / "out"), "--checkpoint", str(published_checkpoint),
+                          "--no_cache")
+    assert completed.returncode == 2, completed.stderr
+    assert f"{blocker / 'out'}: cannot write the --result_folder" in completed.stderr
+    assert "Traceback" not in completed.stderr and "featurising" not in completed.stderr
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["ctrl-c", "kill-int-parent-only"])
+def test_interrupt_stops_cleanly(tmp_path, golden_dirs, published_checkpoint, whole_group):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for copy in range(6):  # long enough to be interrupted while featurising
+        shutil.copy(golden_dirs[0] / "input.pdb", folder / f"complex_{copy}.pdb")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "TOPOQA_CACHE_DIR": str(tmp_path / "cache"), "TMPDIR": str(temporary)}
+    # A new session, so that the test can signal the whole process group, as a terminal's Ctrl-C does.
+    process = subprocess.Popen(
+        [sys.executable, "infer.py", "-c", str(folder), "-r", str(tmp_path / "out"),
+         "--checkpoint", str(published_checkpoint), "--jobs", "2", "--no_cache"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    # The result folder is made just before the featurisation workers start.
+    while time.monotonic() < deadline and not (tmp_path / "out").is_dir() and process.poll() is None:
+        time.sleep(0.1)
+    time.sleep(3)  # workers and mkdssp are running by now
+    if whole_group:
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "out" / "result.csv").exists()
+    survivors = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(process.pid)], capture_output=True, text=True)
+    assert survivors.stdout.strip() == "", "processes left behind:\n" + survivors.stdout
+    assert list(temporary.iterdir()) == []  # mkdssp's temporary copies are gone too
 
 
 def test_nothing_scorable_exits_1(tmp_path, golden_dirs, published_checkpoint):
