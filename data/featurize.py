@@ -19,6 +19,7 @@ import time
 import warnings
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cached_property
 from multiprocessing import get_context
@@ -277,19 +278,27 @@ class FeaturizeJobs:
             for _ in range(self._extra_slots):  # the caller waits from now on: its CPU goes to the workers
                 self._free_slots.release()
             self._extra_slots = 0
+            orphans = []  # complexes lost with a worker that died: maybe their own fault, maybe another's
             try:
                 for _ in self.paths:
                     future = self._finished.get()
                     index = self._indexes[future]
                     try:
                         results[index] = future.result()
-                    except Exception as error:  # noqa: BLE001 - a crashed worker is one complex's problem
+                    except BrokenProcessPool:
+                        orphans.append(index)
+                        continue
+                    except Exception as error:  # noqa: BLE001 - a failing worker is one complex's problem
                         path = self.paths[index]
                         reason = f"internal error: {type(error).__name__}: {first_line(error)}"
                         results[index] = FeaturizeResult(path, complex_name(path), None, reason)
                     bar.update()
             finally:
                 self.close(wait=True)  # every worker is idle by now: they exit at once
+            geometry, cache_dir, _ = self._arguments
+            for index in orphans:
+                results[index] = featurize_in_own_process(self.paths[index], geometry, cache_dir)
+                bar.update()
         return [result for result in results if result is not None]
 
     def close(self, wait: bool = False) -> None:
@@ -301,6 +310,17 @@ class FeaturizeJobs:
             self._pending.clear()
         self._free_slots.release()  # a feeder waiting for a slot wakes up, finds nothing left and ends
         pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def featurize_in_own_process(path: Path, geometry: str, cache_dir: str | os.PathLike | None) -> FeaturizeResult:
+    """One complex in a process of its own: if that process dies (out of memory, a crash in native code),
+    only this complex fails, with a reason."""
+    with ProcessPoolExecutor(1, mp_context=process_context(), initializer=prepare_worker) as pool:
+        try:
+            return pool.submit(featurize_one, path, geometry, cache_dir, 1).result()
+        except BrokenProcessPool:
+            reason = "the featurisation process died (out of memory, or a crash in GUDHI or mkdssp)"
+            return FeaturizeResult(path, complex_name(path), None, reason)
 
 
 def featurize_many(

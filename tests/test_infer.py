@@ -19,8 +19,8 @@ from model.checkpoint import read_checkpoint, write_safetensors
 from tests.conftest import REPO_ROOT
 
 
-def run_infer(*args: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key != "TOPOQA_CHECKPOINT"}
+def run_infer(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "TOPOQA_CHECKPOINT"} | extra_env
     # Never the user's cache: runs that do not name --cache_dir or --no_cache get a throw-away one.
     env["TOPOQA_CACHE_DIR"] = str(Path(tempfile.mkdtemp(prefix="topoqa-test-cache-")))
     return subprocess.run([sys.executable, "infer.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
@@ -199,6 +199,34 @@ def test_interrupt_stops_cleanly(tmp_path, golden_dirs, published_checkpoint, wh
     survivors = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(process.pid)], capture_output=True, text=True)
     assert survivors.stdout.strip() == "", "processes left behind:\n" + survivors.stdout
     assert list(temporary.iterdir()) == []  # mkdssp's temporary copies are gone too
+
+
+def test_a_dying_worker_costs_only_its_own_complex(tmp_path, golden_dirs, published_checkpoint):
+    # A stand-in for mkdssp that kills the worker process that started it, for one marked input only: what an
+    # out-of-memory kill or a crash in native code does to a worker.
+    crashing_dssp = tmp_path / "mkdssp"
+    crashing_dssp.write_text(
+        '#!/bin/sh\nfor arg in "$@"; do grep -q KILL-MY-WORKER "$arg" 2>/dev/null && kill -9 $PPID; done\n'
+        f'exec {shutil.which("mkdssp")} "$@"\n'
+    )
+    crashing_dssp.chmod(0o755)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    by_name = {golden.name: golden for golden in golden_dirs}
+    for name in ("dove_correct", "test_model"):
+        shutil.copy(by_name[name] / "input.pdb", folder / f"{name}.pdb")
+    source = (by_name["dove_correct"] / "input.pdb").read_text()
+    (folder / "killer.pdb").write_text("REMARK 999 KILL-MY-WORKER\n" + source)
+    completed = run_infer("-c", str(folder), "-r", str(tmp_path / "out"), "--checkpoint", str(published_checkpoint),
+                          "--jobs", "2", "--no_cache", TOPOQA_MKDSSP=str(crashing_dssp))
+    assert completed.returncode == 0, completed.stderr
+    scored = {row["MODEL"]: float(row["PRED_DOCKQ"]) for row in read_rows(tmp_path / "out" / "result.csv")}
+    for name in ("dove_correct", "test_model"):
+        expected = json.loads((by_name[name] / "expected.json").read_text())["pred_dockq"]
+        assert abs(scored[name] - expected) <= 1e-5
+    skipped = {row["MODEL"]: row["REASON"] for row in read_rows(tmp_path / "out" / "skipped.csv")}
+    assert set(scored) | set(skipped) == {"dove_correct", "test_model", "killer"}
+    assert "process died" in skipped["killer"]
 
 
 def test_nothing_scorable_exits_1(tmp_path, golden_dirs, published_checkpoint):
