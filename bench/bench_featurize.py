@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data.featurize import featurize_complex, featurize_many  # noqa: E402
 from data.structure import read_structure  # noqa: E402
 from data.topology import default_workers  # noqa: E402
-from tests.conftest import reference_root  # noqa: E402
+from model.checkpoint_paths import reference_root  # noqa: E402
 
 
 def load() -> str:

@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from model.checkpoint_paths import reference_root  # noqa: E402
 
 
 def timed(command: list[str]) -> tuple[float, float]:
@@ -71,7 +74,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="runs per setting (min and median are printed)")
     args = parser.parse_args()
 
-    reference = Path(os.environ.get("TOPOQA_REFERENCE", REPO.parent / "shared" / "reference"))
+    reference = reference_root()
     goldens = sorted(p for p in (reference / "golden").iterdir() if p.is_dir())
     expected = {p.name: json.loads((p / "expected.json").read_text()) for p in goldens}
     reference_total = sum(e["reference_wall_seconds_single_complex_2_cores"] for e in expected.values())

@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from model.checkpoint_paths import reference_root
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def reference_root() -> Path:
-    """`TOPOQA_REFERENCE`, else `../shared/reference` beside the checkout."""
-    configured = os.environ.get("TOPOQA_REFERENCE")
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "reference"
 
 
 def reference_required() -> bool:
