@@ -137,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     inputs, skipped = complex_inputs(folder)
     if not inputs:
         fail(f"{folder}: no PDB files found (looked for {', '.join(PDB_SUFFIXES)})")
+    if args.work_dir and not args.overwrite:
+        kept = [Path(args.work_dir) / f"{complex_name(path)}.pt" for path in inputs]
+        clashes = [path for path in kept if path.exists()]
+        if clashes:
+            fail(f"{clashes[0]} already exists ({len(clashes)} graph file(s) in --work_dir would be replaced); "
+                 "pass --overwrite, or choose another --work_dir")
 
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
     if checkpoint_path is None:
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     skipped += [(result.name, result.reason) for result in results if result.graph is None]
     if args.work_dir:
         for graph in graphs:
-            save_graph(graph, Path(args.work_dir) / f"{graph.name}.pt", overwrite=True)
+            save_graph(graph, Path(args.work_dir) / f"{graph.name}.pt", overwrite=args.overwrite)
 
     predictions = [float(value) for value in predict(model, graphs, args.batch_size)]
     names = [graph.name for graph in graphs]

@@ -229,6 +229,27 @@ def test_a_dying_worker_costs_only_its_own_complex(tmp_path, golden_dirs, publis
     assert "process died" in skipped["killer"]
 
 
+def test_work_dir_graphs_are_not_replaced_silently(tmp_path, golden_dirs, published_checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    golden = next(g for g in golden_dirs if g.name == "dove_correct")
+    shutil.copy(golden / "input.pdb", folder / "dove.pdb")
+    work_dir = tmp_path / "graphs"
+    work_dir.mkdir()
+    users_file = work_dir / "dove.pt"
+    users_file.write_bytes(b"the user's own graph file")
+    arguments = ["-c", str(folder), "-w", str(work_dir), "--checkpoint", str(published_checkpoint), "--no_cache"]
+    refused = run_infer(*arguments, "-r", str(tmp_path / "out"))
+    assert refused.returncode == 2 and f"{users_file} already exists" in refused.stderr
+    assert users_file.read_bytes() == b"the user's own graph file"
+    assert not (tmp_path / "out").exists()  # refused before any work
+    replaced = run_infer(*arguments, "-r", str(tmp_path / "out"), "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    from data.graph_io import load_graph
+
+    assert load_graph(users_file).name == "dove"
+
+
 def test_nothing_scorable_exits_1(tmp_path, golden_dirs, published_checkpoint):
     folder = tmp_path / "in"
     folder.mkdir()
