@@ -111,6 +111,15 @@ def _load_failure(error: Exception) -> str:
     return f"not a readable checkpoint ({first_line})"
 
 
+def read_safetensors_file(path: Path, kind: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a safetensors file; a damaged file is one CheckpointError naming it."""
+    try:
+        with safe_open(path, framework="pt") as handle:
+            return dict(handle.metadata() or {}), {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: unreadable {kind}, truncated or corrupted ({error})") from None
+
+
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read weights from a Lightning `.ckpt`, a torch-saved state dict, or safetensors."""
     path = Path(path)
@@ -121,12 +130,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: file is empty")
     if is_safetensors(path):
-        try:
-            with safe_open(path, framework="pt") as handle:
-                metadata = dict(handle.metadata() or {})
-                state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
-        except (SafetensorError, OSError, ValueError) as error:
-            raise CheckpointError(f"{path}: unreadable safetensors file, truncated or corrupted ({error})") from None
+        metadata, state_dict = read_safetensors_file(path, "safetensors file")
         if metadata.get("format") == TRAINING_STATE_FORMAT:
             weights = metadata.get("weights_file", "its weights file")
             raise CheckpointError(f"{path}: is a training-state companion, not weights: use {weights}")
@@ -437,12 +441,7 @@ def read_training_state(path: str | os.PathLike, weights: Checkpoint | None) -> 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: training-state file not found")
-    try:
-        with safe_open(path, framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: unreadable training-state file, truncated or corrupted ({error})") from None
+    metadata, tensors = read_safetensors_file(path, "training-state file")
     if metadata.get("format") != TRAINING_STATE_FORMAT:
         raise CheckpointError(f"{path}: not a training-state file (format {metadata.get('format')!r})")
     if metadata.get("format_version") != TRAINING_STATE_FORMAT_VERSION:
