@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 # Only light imports up to the point where featurisation starts: its worker processes are forked from this one
-# and never need torch. torch, PyG and the network are imported while they work (see main()).
+# and never need torch. torch and the network are imported while they work (see main()).
 from data.edges import GEOMETRY_XYY
 from data.featurize import PDB_SUFFIXES, FeaturizeJobs, complex_name, featurize_many
 from data.files import write_text_atomically
@@ -163,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     # While the workers featurise: the heavy imports (several seconds of CPU) and the checkpoint.
     import torch
 
-    from data.graph_io import save_graph
     from model.checkpoint import CheckpointError, read_checkpoint
     from model.predict import predict
     from model.topoqa import TopoQA
@@ -191,11 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     if wanted_geometry != geometry:
         results = featurize_many(inputs, geometry=wanted_geometry, jobs=args.jobs, cache_dir=cache_dir, progress=True)
 
-    graphs = [result.graph for result in results if result.graph is not None]
-    skipped += [(result.name, result.reason) for result in results if result.graph is None]
+    # The featurizer's NumPy arrays go straight into the network: no PyG import (seconds) unless files are kept.
+    graphs = [result.arrays for result in results if result.arrays is not None]
+    skipped += [(result.name, result.reason) for result in results if result.arrays is None]
     if args.work_dir:
+        from data.graph_io import save_graph
+
         for graph in graphs:
-            save_graph(graph, Path(args.work_dir) / f"{graph.name}.pt", overwrite=args.overwrite)
+            save_graph(graph.to_data(), Path(args.work_dir) / f"{graph.name}.pt", overwrite=args.overwrite)
 
     predictions = [float(value) for value in predict(model, graphs, args.batch_size)]
     names = [graph.name for graph in graphs]
@@ -251,7 +253,7 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         exit_on_interrupt("infer.py")
     # Everything is written (atomically) and reported, and the featurisation workers have exited. Python's own
-    # teardown of torch and PyG would take ~2 s more of one CPU (measured): leave the memory to the system.
+    # teardown of torch would take ~2 s more of one CPU (measured): leave the memory to the system.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(exit_code)

@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.data import Batch, Data
 from tqdm import tqdm
 
 from model.topoqa import TopoQA
 
 
-def predict(model: TopoQA, graphs: Sequence[Data], batch_size: int = 16) -> Tensor:
+class GraphTensors(Protocol):
+    """What the network reads from a graph: a PyG `Data`, or the featurizer's NumPy `GraphArrays`."""
+
+    x: Tensor | np.ndarray
+    edge_index: Tensor | np.ndarray
+    edge_attr: Tensor | np.ndarray
+
+
+def collate(graphs: Sequence[GraphTensors]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(x, edge_index, edge_attr, batch) of the graphs side by side, as PyG's Batch.from_data_list builds them."""
+    x = [torch.as_tensor(graph.x) for graph in graphs]
+    sizes = torch.tensor([len(nodes) for nodes in x])
+    offsets = torch.cumsum(sizes, 0) - sizes
+    edge_index = torch.cat(
+        [torch.as_tensor(graph.edge_index) + offset for graph, offset in zip(graphs, offsets.tolist(), strict=True)],
+        dim=1,
+    )
+    edge_attr = torch.cat([torch.as_tensor(graph.edge_attr) for graph in graphs])
+    batch = torch.repeat_interleave(torch.arange(len(graphs)), sizes)
+    return torch.cat(x), edge_index, edge_attr, batch
+
+
+def predict(model: TopoQA, graphs: Sequence[GraphTensors], batch_size: int = 16) -> Tensor:
     """Predicted DockQ per graph, in input order: eval mode, no gradients, on the model's device.
 
     A graph's prediction does not depend on which other graphs share its batch.
@@ -23,11 +46,6 @@ def predict(model: TopoQA, graphs: Sequence[Data], batch_size: int = 16) -> Tens
     starts = range(0, len(graphs), batch_size)
     with torch.no_grad():
         for start in tqdm(starts, desc="predicting", unit="batch", leave=False, disable=len(starts) < 8):
-            # Only the tensors the network reads: graphs from different sources carry different extras (y, name...).
-            chunk = [
-                Data(x=graph.x, edge_index=graph.edge_index, edge_attr=graph.edge_attr)
-                for graph in graphs[start : start + batch_size]
-            ]
-            batch = Batch.from_data_list(chunk).to(device)
-            predictions.append(model(batch.x, batch.edge_index, batch.edge_attr, batch.batch).view(-1).cpu())
+            tensors = [tensor.to(device) for tensor in collate(graphs[start : start + batch_size])]
+            predictions.append(model(*tensors).view(-1).cpu())
     return torch.cat(predictions)

@@ -4,42 +4,14 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import GATv2Conv, global_mean_pool
+
+from model.gatv2 import EdgeUpdatingGATv2Conv, scatter_mean
 
 NODE_FEATURES = 172
 EDGE_FEATURES = 11
 HIDDEN = 32
 HEADS = 8
 DROPOUT = 0.25
-
-
-class EdgeUpdatingGATv2Conv(GATv2Conv):
-    """PyG's GATv2Conv on nodes plus a per-head linear update of every edge.
-
-    The new edge value is edge_linear(cat(x_out[source], x_out[target], edge_in)),
-    viewed as [E, heads, channels] and averaged over heads.
-    """
-
-    def __init__(self, channels: int, heads: int, dropout: float) -> None:
-        super().__init__(
-            channels,
-            channels,
-            heads=heads,
-            concat=False,
-            dropout=dropout,
-            add_self_loops=False,
-            edge_dim=channels,
-        )
-        # Created after the GATv2 parameters: the creation order fixes the
-        # seeded initial values and the Adam state indices (SPEC 1.5).
-        self.edge_linear = nn.Linear(3 * channels, heads * channels)
-
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        node_out = super().forward(x, edge_index, edge_attr)
-        source, target = edge_index[0], edge_index[1]
-        edge_in = torch.cat([node_out[source], node_out[target], edge_attr], dim=-1)
-        edge_out = self.edge_linear(edge_in).view(-1, self.heads, self.out_channels).mean(dim=1)
-        return node_out, edge_out
 
 
 class TopoQA(nn.Module):
@@ -75,8 +47,8 @@ class TopoQA(nn.Module):
             x, edge_attr = conv(x, edge_index, edge_attr)
             x, edge_attr = self.elu(x), self.elu(edge_attr)
         num_graphs = int(batch.max()) + 1 if batch.numel() else 0
-        pooled_nodes = global_mean_pool(x, batch, size=num_graphs)
-        pooled_edges = global_mean_pool(edge_attr, batch[edge_index[0]], size=num_graphs)
+        pooled_nodes = scatter_mean(x, batch, num_graphs)
+        pooled_edges = scatter_mean(edge_attr, batch[edge_index[0]], num_graphs)
         readout = torch.cat([pooled_nodes, self.fc_edge(pooled_edges)], dim=1)
         hidden = torch.relu(self.fc1(self.protein_fc_1(readout)))
         return torch.sigmoid(self.out(hidden))
