@@ -23,6 +23,7 @@ import numpy as np
 from data.dssp import MKDSSP
 from data.files import atomic_write, sha256_file
 from data.graph_arrays import GRAPH_FORMAT_VERSION, GraphArrays
+from data.topology import alpha_precision
 
 CACHE_ENV = "TOPOQA_CACHE_DIR"
 # Part of every key: a new layout (v1 held torch-saved `.pt` graphs) never reads entries of an old one.
@@ -52,6 +53,7 @@ def featurisation_fingerprint() -> str:
         dssp_version = subprocess.run([MKDSSP, "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
         dssp_version = "mkdssp unavailable"
+    digest.update(f"alpha precision {alpha_precision()} ".encode())
     digest.update(f"gudhi {gudhi.__version__} biopython {Bio.__version__} {dssp_version.strip()}".encode())
     return digest.hexdigest()
 

@@ -120,3 +120,20 @@ def test_true_geometry_changes_only_the_histograms(stages_by_golden):
     assert torch.equal(true.x, defect.x) and torch.equal(true.edge_index, defect.edge_index)
     assert torch.equal(true.edge_attr[:, 0], defect.edge_attr[:, 0])  # CA distance uses x, y, z in both
     assert not torch.equal(true.edge_attr[:, 1:], defect.edge_attr[:, 1:])
+
+
+def test_alpha_precision_safe_reproduces_reference_topology_bit_for_bit(monkeypatch, stages_by_golden):
+    # The default 'fast' radii are double-precision (within 1e-12 here, checked at 1e-9); 'safe' is the
+    # reference's own GUDHI setting and must give its numbers exactly.
+    name = "dove_correct"
+    expected = pd.read_csv(need_reference("golden", name, "topo.csv"))[TOPO_COLUMNS].to_numpy()
+    assert np.abs(stages_by_golden(name).topology - expected).max() <= 1e-9
+    monkeypatch.setenv("TOPOQA_ALPHA_PRECISION", "safe")
+    safe = featurize_stages(reference_root() / "golden" / name / "input.pdb", workers=1)
+    np.testing.assert_array_equal(safe.topology, expected)
+
+
+def test_unknown_alpha_precision_is_refused(monkeypatch):
+    monkeypatch.setenv("TOPOQA_ALPHA_PRECISION", "sloppy")
+    with pytest.raises(ValueError, match="TOPOQA_ALPHA_PRECISION"):
+        featurize_stages(reference_root() / "golden" / "dove_correct" / "input.pdb", workers=1)
