@@ -15,8 +15,8 @@ Other processes on the machine make timings noisy: the settings are
 interleaved, the minimum and the median of the repeats are printed with the
 CPU time of each run (user + sys of infer.py and everything it started) and
 the load average. The parts of a run are timed separately, each in a fresh
-process: the heavy imports (torch, PyG), which infer.py overlaps with
-featurisation, and the featurisation alone.
+process: the heavy imports (torch and the network, without PyG, as infer.py
+does), which infer.py overlaps with featurisation, and the featurisation alone.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def main() -> None:
         for _ in range(args.repeats):  # interleaved, so that a burst of load hits every setting alike
             for jobs in settings:
                 timings[jobs].append(run_infer(folder, Path(scratch) / "out", jobs))
-            parts["imports"].append(timed([sys.executable, "-c", "import torch, torch_geometric, model.topoqa"]))
+            parts["imports"].append(timed([sys.executable, "-c", "import os, torch, model.predict; os._exit(0)"]))
             script = ("import sys, time; from data.featurize import featurize_many; t = time.perf_counter(); "
                       f"featurize_many(sys.argv[1:], jobs={args.jobs}, progress=False); "
                       "print(time.perf_counter() - t)")
@@ -113,7 +113,7 @@ def main() -> None:
         print(f"infer.py --jobs {jobs} (process start to result.csv): {summary(timings[jobs])}"
               f"   speed-up vs reference {reference_total / best:4.1f}x")
     print("parts, each alone in a fresh process (infer.py overlaps them):")
-    print(f"  import torch + torch_geometric + the network:          {summary(parts['imports'])}")
+    print(f"  import torch + the network (as infer.py does):         {summary(parts['imports'])}")
     print(f"  featurise the {len(goldens)} complexes (--jobs {args.jobs}, incl. light imports): "
           f"{summary(parts['featurisation'])}")
     best_cached = min(wall for wall, _ in parts["cached"])
