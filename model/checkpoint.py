@@ -64,8 +64,9 @@ class Checkpoint:
 @lru_cache(maxsize=1)
 def expected_shapes() -> dict[str, tuple[int, ...]]:
     """Key -> shape of the network's state dict, in creation order."""
-    # On the meta device: building on the CPU would draw from the global RNG and change a training run.
-    with torch.device("meta"):
+    # Building draws random numbers: restore the stream afterwards, or a mid-run check would change a training
+    # run. (Not the meta device: its first use imports ~1 s of modules.)
+    with torch.random.fork_rng(devices=[]):
         network = TopoQA()
     return {key: tuple(value.shape) for key, value in network.state_dict().items()}
 

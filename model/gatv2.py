@@ -52,8 +52,12 @@ def _glorot_(tensor: Tensor) -> None:
 
 
 def _uninitialised_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
-    """nn.Linear without its own random initialisation, on the current default device (`meta` included)."""
-    return nn.utils.skip_init(nn.Linear, in_features, out_features, bias=bias, device=torch.get_default_device())
+    """nn.Linear whose own random initialisation leaves no trace in the random stream (its values are replaced).
+
+    Not torch.nn.utils.skip_init: that goes through the meta device, whose first use imports ~1 s of modules.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return nn.Linear(in_features, out_features, bias=bias)
 
 
 class EdgeUpdatingGATv2Conv(nn.Module):
