@@ -26,6 +26,7 @@ from data.edges import GEOMETRY_XYY
 from data.featurize import PDB_SUFFIXES, FeaturizeJobs, complex_name, featurize_many
 from data.files import write_text_atomically
 from data.graph_cache import CACHE_ENV, default_cache_dir
+from data.topology import alpha_precision
 from data.workers import exit_on_interrupt
 from model.checkpoint_paths import default_checkpoint_path, safetensors_metadata
 
@@ -127,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"{folder}: complex folder not found")
     if args.batch_size < 1 or args.jobs < 1:
         fail("--batch_size and --jobs must be at least 1")
+    try:
+        alpha_precision()
+    except ValueError as error:
+        fail(str(error))
     result_folder = Path(args.result_folder)
     outputs = OUTPUT_FILES + (("evaluation.csv",) if args.labels else ())
     existing = [result_folder / name for name in outputs if (result_folder / name).exists()]

@@ -1,7 +1,7 @@
 """PDB complex -> TopoQA graph (SPEC 1.1-1.4), one complex or a whole folder.
 
 The featurisation itself is torch-free (NumPy arrays in and out, see `GraphArrays`), so that worker processes
-never import torch; `.graph` wraps the arrays into the PyG `Data` the network reads.
+never import torch; the network reads the arrays directly, `.graph` wraps them into the PyG `Data` of graph files.
 
     python -m data.featurize --complex_folder DIR --out_dir DIR [--labels CSV] [--geometry xyy|xyz]
                              [--jobs N] [--cache_dir DIR] [--overwrite]
@@ -42,7 +42,7 @@ from data.structure import (
     read_first_model_text,
     require_coordinates,
 )
-from data.topology import default_workers, topology_table
+from data.topology import alpha_precision, default_workers, topology_table
 from data.workers import exit_on_interrupt, prepare_worker
 
 if TYPE_CHECKING:
@@ -387,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     folder, out_dir = Path(args.complex_folder), Path(args.out_dir)
     if not folder.is_dir():
         print(f"error: {folder}: not a folder", file=sys.stderr)
+        return 2
+    try:
+        alpha_precision()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     labels = None
     if args.labels:

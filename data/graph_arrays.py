@@ -1,6 +1,7 @@
 """A featurised complex as plain NumPy arrays: what worker processes produce without ever importing torch.
 
-`to_data()` wraps the arrays (without copying) into the PyG `Data` graph the network and the graph files use.
+The network reads these arrays directly (model.predict); `to_data()` wraps them (without copying) into the PyG
+`Data` of graph files and training sets.
 """
 
 from __future__ import annotations

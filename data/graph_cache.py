@@ -53,13 +53,15 @@ def featurisation_fingerprint() -> str:
         dssp_version = subprocess.run([MKDSSP, "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
         dssp_version = "mkdssp unavailable"
-    digest.update(f"alpha precision {alpha_precision()} ".encode())
     digest.update(f"gudhi {gudhi.__version__} biopython {Bio.__version__} {dssp_version.strip()}".encode())
     return digest.hexdigest()
 
 
 def cache_key(path: str | os.PathLike, geometry: str) -> str:
-    parts = f"{sha256_file(path)} {geometry} v{GRAPH_FORMAT_VERSION} {CACHE_LAYOUT} {featurisation_fingerprint()}"
+    parts = (
+        f"{sha256_file(path)} {geometry} v{GRAPH_FORMAT_VERSION} {CACHE_LAYOUT} {featurisation_fingerprint()}"
+        f" alpha {alpha_precision()}"
+    )
     return hashlib.sha256(parts.encode()).hexdigest()
 
 

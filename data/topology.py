@@ -6,7 +6,8 @@ H1 of GUDHI's alpha complex (one GUDHI call per cloud; the dominant cost, option
 Same neighbour order, same distance arithmetic, same bar order as the reference. The alpha radii are computed
 in double precision (GUDHI precision 'fast'): 40% less GUDHI time than the reference's 'safe' (exactly rounded)
 radii, which they match to ~1e-13 (raw features within 1e-12 on the reference complexes, predictions
-unchanged). TOPOQA_ALPHA_PRECISION=safe gives the reference's values bit for bit.
+unchanged; a bar whose length is within ~1e-13 of the 0.01 cut could in principle flip). TOPOQA_ALPHA_PRECISION=safe
+gives the reference's values bit for bit.
 """
 
 from __future__ import annotations

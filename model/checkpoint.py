@@ -64,9 +64,9 @@ class Checkpoint:
 @lru_cache(maxsize=1)
 def expected_shapes() -> dict[str, tuple[int, ...]]:
     """Key -> shape of the network's state dict, in creation order."""
-    # Building draws random numbers: restore the stream afterwards, or a mid-run check would change a training
-    # run. (Not the meta device: its first use imports ~1 s of modules.)
-    with torch.random.fork_rng(devices=[]):
+    # Building draws random numbers: on the CPU, with the stream restored afterwards, or a mid-run check would
+    # change a training run. (Not the meta device: its first use imports ~1 s of modules.)
+    with torch.device("cpu"), torch.random.fork_rng(devices=[]):
         network = TopoQA()
     return {key: tuple(value.shape) for key, value in network.state_dict().items()}
 

@@ -1,9 +1,10 @@
 """GATv2 attention with edge updates (SPEC 1.5) in plain torch, numerically identical to PyG's GATv2Conv.
 
-The published network was built on PyG 2.x's `GATv2Conv(concat=False, add_self_loops=False, edge_dim=...)`.
+The published network was built on PyG's `GATv2Conv(concat=False, add_self_loops=False, edge_dim=...)`.
 This module performs the same torch operations in the same order, draws the same random numbers at
 construction and registers the parameters in the same order, so forward values, gradients, seeded initial
-weights and optimizer state indices are bit-identical to it (tests/test_model.py checks this against PyG).
+weights and optimizer state indices are bit-identical to it (tests/test_gatv2_matches_pyg.py checks this against
+the pinned PyG 2.8.1, on the CPU).
 Doing without PyG here keeps its ~3 s of imports out of inference.
 """
 
@@ -51,20 +52,22 @@ def _glorot_(tensor: Tensor) -> None:
     _uniform_(tensor, math.sqrt(6.0 / (tensor.size(-2) + tensor.size(-1))))
 
 
-def _uninitialised_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
-    """nn.Linear whose own random initialisation leaves no trace in the random stream (its values are replaced).
+class UninitialisedLinear(nn.Linear):
+    """nn.Linear that skips its own random initialisation (draws nothing, on any device); values are set after.
 
     Not torch.nn.utils.skip_init: that goes through the meta device, whose first use imports ~1 s of modules.
     """
-    with torch.random.fork_rng(devices=[]):
-        return nn.Linear(in_features, out_features, bias=bias)
+
+    def reset_parameters(self) -> None:
+        pass
 
 
 class EdgeUpdatingGATv2Conv(nn.Module):
     """GATv2 attention on nodes (heads averaged) plus a per-head linear update of every edge.
 
     For an edge j -> i: e = lin_l(x)_j + lin_r(x)_i + lin_edge(edge_attr), score = att . leaky_relu(e) per head,
-    softmax over the edges into i, message lin_l(x)_j * score, summed into i, averaged over heads, plus bias.
+    softmax of the scores over the edges into i (dropout in training) = attention, message
+    lin_l(x)_j * attention, summed into i, averaged over heads, plus bias.
     The new edge value is edge_linear(cat(x_out[source], x_out[target], edge_in)) averaged over heads.
     """
 
@@ -72,10 +75,10 @@ class EdgeUpdatingGATv2Conv(nn.Module):
         super().__init__()
         self.heads, self.out_channels, self.dropout = heads, channels, dropout
         width = heads * channels
-        self.lin_l = _uninitialised_linear(channels, width)
-        self.lin_r = _uninitialised_linear(channels, width)
+        self.lin_l = UninitialisedLinear(channels, width)
+        self.lin_r = UninitialisedLinear(channels, width)
         self.att = nn.Parameter(torch.empty(1, heads, channels))
-        self.lin_edge = _uninitialised_linear(channels, width, bias=False)
+        self.lin_edge = UninitialisedLinear(channels, width, bias=False)
         self.bias = nn.Parameter(torch.empty(channels))
         # PyG initialises each of its Linear layers when it is created, then all of them again in
         # reset_parameters(); the first draws are overwritten but move the random stream.

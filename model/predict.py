@@ -23,14 +23,17 @@ class GraphTensors(Protocol):
 
 def collate(graphs: Sequence[GraphTensors]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(x, edge_index, edge_attr, batch) of the graphs side by side, as PyG's Batch.from_data_list builds them."""
-    x = [torch.as_tensor(graph.x) for graph in graphs]
+    x = [torch.as_tensor(graph.x, dtype=torch.float32) for graph in graphs]
     sizes = torch.tensor([len(nodes) for nodes in x])
     offsets = torch.cumsum(sizes, 0) - sizes
     edge_index = torch.cat(
-        [torch.as_tensor(graph.edge_index) + offset for graph, offset in zip(graphs, offsets.tolist(), strict=True)],
+        [
+            torch.as_tensor(graph.edge_index, dtype=torch.int64) + offset
+            for graph, offset in zip(graphs, offsets.tolist(), strict=True)
+        ],
         dim=1,
     )
-    edge_attr = torch.cat([torch.as_tensor(graph.edge_attr) for graph in graphs])
+    edge_attr = torch.cat([torch.as_tensor(graph.edge_attr, dtype=torch.float32) for graph in graphs])
     batch = torch.repeat_interleave(torch.arange(len(graphs)), sizes)
     return torch.cat(x), edge_index, edge_attr, batch
 

@@ -131,9 +131,3 @@ def test_alpha_precision_safe_reproduces_reference_topology_bit_for_bit(monkeypa
     monkeypatch.setenv("TOPOQA_ALPHA_PRECISION", "safe")
     safe = featurize_stages(reference_root() / "golden" / name / "input.pdb", workers=1)
     np.testing.assert_array_equal(safe.topology, expected)
-
-
-def test_unknown_alpha_precision_is_refused(monkeypatch):
-    monkeypatch.setenv("TOPOQA_ALPHA_PRECISION", "sloppy")
-    with pytest.raises(ValueError, match="TOPOQA_ALPHA_PRECISION"):
-        featurize_stages(reference_root() / "golden" / "dove_correct" / "input.pdb", workers=1)

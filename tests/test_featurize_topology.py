@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import gudhi
 import numpy as np
+import pytest
 
 from data.dssp import dssp_input_text, parse_dssp_output, relative_accessibility
+from data.graph_cache import cache_key
 from data.node_features import min_max_scale
-from data.topology import minimum_spanning_tree_weights, pairwise_distances
+from data.topology import alpha_precision, minimum_spanning_tree_weights, pairwise_distances
+from tests.conftest import REPO_ROOT
 
 
 def gudhi_rips_h0_deaths(points: np.ndarray) -> np.ndarray:
@@ -64,3 +71,40 @@ def test_dssp_output_parsing_and_relative_accessibility():
     assert relative_accessibility(155, "SER") == 1.0  # capped, as Biopython does
     assert relative_accessibility(20, "GLU") == 20 / 194.0
     assert relative_accessibility(20, "MSE") is None  # 'NA': the row is dropped later
+
+
+def test_alpha_precision_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("TOPOQA_ALPHA_PRECISION", raising=False)
+    assert alpha_precision() == "fast"
+    monkeypatch.setenv("TOPOQA_ALPHA_PRECISION", "safe")
+    assert alpha_precision() == "safe"
+    monkeypatch.setenv("TOPOQA_ALPHA_PRECISION", "sloppy")
+    with pytest.raises(ValueError, match="TOPOQA_ALPHA_PRECISION='sloppy'"):
+        alpha_precision()
+
+
+def test_alpha_precision_is_part_of_the_cache_key(tmp_path, monkeypatch):
+    # Even within one process: a graph computed with 'fast' radii must never be served for 'safe'.
+    pdb = tmp_path / "model.pdb"
+    pdb.write_text("ATOM      1  CA  GLY A   1       0.000   0.000   0.000  1.00  0.00           C\n")
+    monkeypatch.setenv("TOPOQA_ALPHA_PRECISION", "fast")
+    fast = cache_key(pdb, "xyy")
+    monkeypatch.setenv("TOPOQA_ALPHA_PRECISION", "safe")
+    assert cache_key(pdb, "xyy") != fast
+    monkeypatch.setenv("TOPOQA_ALPHA_PRECISION", "fast")
+    assert cache_key(pdb, "xyy") == fast
+
+
+@pytest.mark.parametrize("command", [["infer.py", "-c", "examples"], ["-m", "data.featurize", "--complex_folder",
+                                                                       "examples", "--out_dir", "unused"]])
+def test_unknown_alpha_precision_is_refused_before_any_work(tmp_path, command):
+    if command[0] == "infer.py":
+        command = [*command, "-r", str(tmp_path / "out")]
+    else:
+        command = [*command[:-1], str(tmp_path / "out")]
+    environment = {**os.environ, "TOPOQA_ALPHA_PRECISION": "sloppy"}
+    completed = subprocess.run([sys.executable, *command], cwd=REPO_ROOT, env=environment, capture_output=True,
+                               text=True, timeout=120)
+    assert completed.returncode == 2
+    assert "TOPOQA_ALPHA_PRECISION='sloppy': expected one of fast, safe, exact" in completed.stderr
+    assert not (tmp_path / "out").exists()

@@ -6,15 +6,21 @@ and every gradient, in eval and in training mode (dropout), on real interface gr
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
+from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GATv2Conv, global_mean_pool
 
 from model.checkpoint import expected_shapes
 from model.gatv2 import EdgeUpdatingGATv2Conv, scatter_mean
+from model.predict import collate
 from model.topoqa import TopoQA
+from tests.conftest import REPO_ROOT
 
 
 class PygEdgeUpdatingGATv2Conv(GATv2Conv):
@@ -43,12 +49,13 @@ def build_both(seed: int) -> tuple[nn.Module, nn.Module]:
 
 @pytest.fixture(scope="module")
 def golden_batch(golden_dirs):
-    """The four golden graphs as one batch, node and edge features embedded to 32 channels by a seeded layer."""
+    """The four golden graphs as one batch plus three nodes without edges (empty softmax groups), node and edge
+    features embedded to 32 channels by a seeded layer."""
     graphs = [load_file(folder / "graph.safetensors") for folder in golden_dirs]
     offsets = torch.cumsum(torch.tensor([0] + [g["x"].shape[0] for g in graphs[:-1]]), 0)
     edge_index = torch.cat([g["edge_index"] + offset for g, offset in zip(graphs, offsets, strict=True)], dim=1)
     torch.manual_seed(0)
-    x = nn.Linear(172, 32)(torch.cat([g["x"] for g in graphs])).detach()
+    x = nn.Linear(172, 32)(torch.cat([g["x"] for g in graphs] + [torch.rand(3, 172)])).detach()
     edge_attr = nn.Linear(11, 32)(torch.cat([g["edge_attr"] for g in graphs])).detach()
     return x, edge_index, edge_attr
 
@@ -62,8 +69,22 @@ def test_seeded_construction_equals_pyg():
             assert torch.equal(ours.state_dict()[key], value), (seed, key)
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread, as train.py uses by default for bit-exact runs.
+
+    With two threads this comparison failed once, in a CI run on a heavily loaded machine (not reproduced in
+    isolation, in the suite's order, or under load in 300 repeats). A math library that splits a matrix
+    product by the threads it actually gets could explain it; with one thread the split is fixed.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("training", [False, True])
-def test_forward_and_gradients_equal_pyg(golden_batch, training):
+def test_forward_and_gradients_equal_pyg(golden_batch, training, one_thread):
     x, edge_index, edge_attr = golden_batch
     results = []
     for layer in build_both(222):
@@ -99,10 +120,30 @@ def test_reading_network_shapes_draws_no_random_numbers():
     assert shapes == {key: tuple(value.shape) for key, value in TopoQA().state_dict().items()}
 
 
-def test_network_imports_without_pyg():
-    # Inference relies on this to keep PyG's imports (several seconds) out of the start-up.
-    import subprocess
-    import sys
+def test_scoring_path_never_imports_pyg():
+    # infer.py relies on this to keep PyG's imports (several seconds) out of its start-up.
+    code = """
+import sys
+import numpy as np
+import infer  # noqa: F401
+from data.graph_arrays import GraphArrays
+from model.checkpoint import read_checkpoint  # noqa: F401
+from model.predict import predict
+from model.topoqa import build_model
+graph = GraphArrays("g", np.ones((3, 172), np.float32), np.array([[0, 1], [1, 0]]), np.ones((2, 11), np.float32), "xyy")
+assert predict(build_model(seed=0), [graph, graph]).shape == (2,)
+sys.exit(3 if "torch_geometric" in sys.modules else 0)
+"""
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
 
-    code = "import sys, model.topoqa, model.predict; sys.exit('torch_geometric' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], cwd=__file__.rsplit("/tests/", 1)[0]).returncode == 0
+
+def test_collate_equals_pyg_batching(golden_dirs):
+    graphs = [load_file(folder / "graph.safetensors") for folder in golden_dirs]
+    edgeless = {"x": torch.rand(2, 172), "edge_index": torch.zeros(2, 0, dtype=torch.int64),
+                "edge_attr": torch.zeros(0, 11)}
+    data = [Data(**tensors) for tensors in [graphs[0], edgeless, *graphs[1:]]]
+    batch = Batch.from_data_list(data)
+    ours = collate(data)
+    for mine, theirs in zip(ours, (batch.x, batch.edge_index, batch.edge_attr, batch.batch), strict=True):
+        assert mine.dtype == theirs.dtype and torch.equal(mine, theirs)
