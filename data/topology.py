@@ -136,7 +136,7 @@ def alpha_precision() -> str:
     return precision
 
 
-def alpha_h1_bars(points: np.ndarray, precision: str = "fast") -> np.ndarray:
+def alpha_h1_bars(points: np.ndarray, precision: str) -> np.ndarray:
     """All dimension-1 bars (birth, death) of GUDHI's alpha complex (squared radii).
 
     Tetrahedra are pruned before the persistence computation: H1 depends only on the 2-skeleton, so the bars

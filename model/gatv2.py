@@ -19,24 +19,27 @@ from torch import Tensor, nn
 NEGATIVE_SLOPE = 0.2  # GATv2Conv's default leaky-ReLU slope
 
 
+def _along_rows(index: Tensor, like: Tensor) -> Tensor:
+    """`index` [N] viewed and expanded to `like`'s shape (PyG's utils.broadcast along dim 0)."""
+    return index.view((-1,) + (1,) * (like.dim() - 1)).expand_as(like)
+
+
 def scatter_sum(src: Tensor, index: Tensor, size: int) -> Tensor:
     """Sum the rows of `src` into `size` rows by `index` (PyG's scatter(reduce='sum'))."""
-    expanded = index.view((-1,) + (1,) * (src.dim() - 1)).expand_as(src)
-    return src.new_zeros((size, *src.shape[1:])).scatter_add_(0, expanded, src)
+    return src.new_zeros((size, *src.shape[1:])).scatter_add_(0, _along_rows(index, src), src)
 
 
 def scatter_mean(src: Tensor, index: Tensor, size: int) -> Tensor:
     """Mean of the rows of `src` per `index`, 0 for empty groups (PyG's scatter(reduce='mean'), global_mean_pool)."""
     count = src.new_zeros(size).scatter_add_(0, index, src.new_ones(src.size(0))).clamp(min=1)
     total = scatter_sum(src, index, size)
-    return total / count.view((-1,) + (1,) * (total.dim() - 1)).expand_as(total)
+    return total / _along_rows(count, total)
 
 
 def segment_softmax(scores: Tensor, index: Tensor, size: int) -> Tensor:
     """Softmax over the rows that share an `index` value (PyG's utils.softmax with an index)."""
-    expanded = index.view((-1,) + (1,) * (scores.dim() - 1)).expand_as(scores)
     maxima = scores.new_zeros((size, *scores.shape[1:])).scatter_reduce_(
-        0, expanded, scores.detach(), reduce="amax", include_self=False
+        0, _along_rows(index, scores), scores.detach(), reduce="amax", include_self=False
     )
     shifted = (scores - maxima.index_select(0, index)).exp()
     totals = scatter_sum(shifted, index, size) + 1e-16
