@@ -93,7 +93,9 @@ def make_large_complex(path: Path) -> Path:
                     out.append(f"ATOM  {serial:5d}{line[11:21]}{new_chain}{number:4d}{line[26:30]}"
                                f"{x:8.3f}{y:8.3f}{z:8.3f}{line[54:]}")
                     serial += 1
-            out.append("TER")
+            last = out[-1]  # a full TER record, as PDB files have them
+            out.append(f"TER   {serial:5d}      {last[17:27]}")
+            serial += 1
     path.write_text("\n".join(out) + "\nEND\n")
     return path
 

@@ -2,7 +2,9 @@
 
 mkdssp 4.x rejects PDB files without a HEADER line and misreads MODEL records, so it runs on a temporary copy
 with HEADER/CRYST1 added and the first model's MODEL/ENDMDL lines removed; the user's file is never touched.
-mkdssp runs in the background (`DsspRun`) while the caller computes the topology.
+Input in the plain form that `data.dssp_mmcif` covers goes to mkdssp as a minimal mmCIF copy instead, which
+gives the same residue lines in about half the time. mkdssp runs in the background (`DsspRun`) while the
+caller computes the topology.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from Bio.Data.PDBData import residue_sasa_scales
 
+from data.dssp_mmcif import dssp_mmcif_text
 from data.structure import UnscorableComplex
 
 MKDSSP = os.environ.get("TOPOQA_MKDSSP", "mkdssp")
@@ -114,10 +117,15 @@ class DsspRun:
             return  # reported by result(), so that the input's own problems are reported first
         self._folder = tempfile.mkdtemp(prefix="topoqa-dssp-")
         _running.add(self)
-        source = Path(self._folder) / "input.pdb"
         self._output = Path(self._folder) / "output.dssp"
         self._errors = Path(self._folder) / "errors.txt"
-        source.write_text(dssp_input_text(pdb_text))
+        mmcif_text = dssp_mmcif_text(pdb_text)
+        if mmcif_text is not None:
+            source = Path(self._folder) / "input.cif"
+            source.write_text(mmcif_text)
+        else:
+            source = Path(self._folder) / "input.pdb"
+            source.write_text(dssp_input_text(pdb_text))
         # stderr goes to a file: a chatty mkdssp must never stall on a full pipe while we compute.
         with open(self._errors, "wb") as errors:
             self._process = subprocess.Popen(

@@ -33,6 +33,7 @@ STATISTICS = ("sum", "min", "max", "mean", "std")
 # Below this many clouds the topology takes about as long as mkdssp, which already occupies a second CPU:
 # a helper would only compete with it (measured: dove_correct, 315 clouds, is slower with one).
 HELPER_MIN_CLOUDS = 500
+CLOUDS_PER_CHUNK = 100  # work-stealing granularity: ~0.1 s of GUDHI per chunk
 PRIM_MATRIX_ENTRIES_PER_BATCH = 2_000_000  # ~16 MB of float64 per batch of residues
 ALPHA_PRECISION_ENV = "TOPOQA_ALPHA_PRECISION"
 ALPHA_PRECISIONS = ("fast", "safe", "exact")
@@ -45,20 +46,24 @@ TOPO_COLUMNS = [f"f0_{group}_death_{stat}" for group in ELEMENT_GROUPS for stat 
 ]
 
 
-def summarise(values: np.ndarray) -> list[float]:
-    """sum, min, max, mean, population std; zeros when empty.
+def summarise_many(rows: list[np.ndarray]) -> np.ndarray:
+    """[len(rows), 5]: sum, min, max, mean, population std of each row; zeros for an empty row.
 
-    The same arithmetic as numpy's sum/mean/std on the same array, so bit-identical to the reference as long
-    as the values come in the same order (GUDHI's: bars by decreasing length), with less call overhead.
+    Rows of equal length are reduced together. Each row's numbers are bit-identical to numpy's sum/mean/std of
+    that row alone (a row reduction over a contiguous axis uses the same pairwise summation), hence to the
+    reference as long as the values come in the same order (GUDHI's: bars by decreasing length).
     """
-    count = values.size
-    if count == 0:
-        return [0.0] * 5
-    total = np.add.reduce(values)
-    mean = total / count
-    centred = values - mean
-    return [float(total), float(values.min()), float(values.max()), float(mean),
-            float(np.sqrt(np.add.reduce(centred * centred) / count))]
+    table = np.zeros((len(rows), 5))
+    sizes = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
+    for size in np.unique(sizes[sizes > 0]):
+        which = np.flatnonzero(sizes == size)
+        block = np.stack([rows[k] for k in which])
+        total = np.add.reduce(block, axis=1)
+        mean = total / size
+        centred = block - mean[:, None]
+        std = np.sqrt(np.add.reduce(centred * centred, axis=1) / size)
+        table[which] = np.column_stack([total, block.min(axis=1), block.max(axis=1), mean, std])
+    return table
 
 
 def pairwise_distances(points: np.ndarray) -> np.ndarray:
@@ -150,8 +155,32 @@ def alpha_h1_bars(points: np.ndarray, precision: str) -> np.ndarray:
     return np.asarray(tree.persistence_intervals_in_dimension(1), dtype=np.float64).reshape(-1, 2)
 
 
-def alpha_h1_bars_of_clouds(clouds: list[np.ndarray], precision: str) -> list[np.ndarray]:
-    return [alpha_h1_bars(points, precision) for points in clouds]
+def h1_summaries_of_clouds(clouds: list[np.ndarray], precision: str) -> np.ndarray:
+    """[len(clouds), 15]: summaries of the kept H1 bars' lengths, then births, then deaths, cloud by cloud.
+
+    Done where the bars are computed, so that helper processes share this work too.
+    """
+    lengths, births, deaths = [], [], []
+    for points in clouds:
+        bars = alpha_h1_bars(points, precision)
+        length = bars[:, 1] - bars[:, 0]
+        # GUDHI lists bars by decreasing length; the reference summed them in that order.
+        order = np.argsort(-length, kind="stable")
+        keep = order[length[order] >= MIN_PERSISTENCE]
+        lengths.append(length[keep])
+        births.append(bars[keep, 0])
+        deaths.append(bars[keep, 1])
+    return np.concatenate([summarise_many(lengths), summarise_many(births), summarise_many(deaths)], axis=1)
+
+
+def h0_summaries_of_clouds(mst_weights: list[np.ndarray]) -> np.ndarray:
+    """[len(clouds), 5]: summaries of the kept H0 deaths (the clouds' minimum-spanning-tree edge lengths)."""
+    kept = []
+    for weights in mst_weights:
+        # GUDHI lists bars by decreasing length; the reference summed them in that order.
+        deaths = np.sort(weights)[::-1]
+        kept.append(deaths[(deaths <= H0_DEATH_LIMIT) & (deaths >= MIN_PERSISTENCE)])
+    return summarise_many(kept)
 
 
 _helpers: dict[tuple[int, int], ProcessPoolExecutor] = {}
@@ -172,43 +201,49 @@ def helper_pool(processes: int) -> ProcessPoolExecutor:
     return _helpers[key]
 
 
-class AlphaH1Jobs:
-    """H1 bars of many clouds. Forked helpers start on their share at once (workers - 1 interleaved chunks), so
-    this process can do other work before computing its own chunk in `result()`."""
+class H1Jobs:
+    """H1 numbers of many clouds, shared between this process and forked helpers by work stealing.
+
+    The clouds go out at once as small interleaved chunks; helpers take them from the front while this process
+    does other work. `result()` then computes, from the back, every chunk no helper has started yet (a queued
+    future can still be cancelled), so whichever process is free does the next chunk and none waits long.
+    """
 
     def __init__(self, clouds: list[np.ndarray], workers: int = 1):
-        self._clouds, self._workers, self._futures = clouds, workers, []
+        self._clouds, self._futures, self._pool_key = clouds, [], (os.getpid(), workers - 1)
         self._precision = alpha_precision()
         if workers <= 1 or len(clouds) < HELPER_MIN_CLOUDS or "fork" not in get_all_start_methods():
             return
+        # Interleaved chunks cost about the same: cloud sizes repeat in a pattern along the list.
+        count = max(workers, len(clouds) // CLOUDS_PER_CHUNK)
+        self._chunks = [range(k, len(clouds), count) for k in range(count)]
         try:
             pool = helper_pool(workers - 1)
-            # Interleaved chunks balance the work: cloud sizes repeat in a pattern along the list.
             self._futures = [
-                pool.submit(alpha_h1_bars_of_clouds, clouds[k::workers], self._precision) for k in range(1, workers)
+                pool.submit(h1_summaries_of_clouds, [clouds[i] for i in chunk], self._precision)
+                for chunk in self._chunks
             ]
         except BrokenProcessPool:
-            _helpers.pop((os.getpid(), workers - 1), None)
+            _helpers.pop(self._pool_key, None)
+            self._futures = []
 
-    def result(self) -> list[np.ndarray]:
+    def result(self) -> np.ndarray:
+        """[len(clouds), 15] H1 numbers."""
         if not self._futures:
-            return alpha_h1_bars_of_clouds(self._clouds, self._precision)
-        workers = self._workers
+            return h1_summaries_of_clouds(self._clouds, self._precision)
+        results = np.zeros((len(self._clouds), 15))
         try:
-            own = alpha_h1_bars_of_clouds(self._clouds[0::workers], self._precision)
-            chunks = [own] + [future.result() for future in self._futures]
+            for chunk, future in reversed(list(zip(self._chunks, self._futures, strict=True))):
+                if not future.cancel():
+                    break  # a helper has it, and all chunks before it
+                results[chunk] = h1_summaries_of_clouds([self._clouds[i] for i in chunk], self._precision)
+            for chunk, future in zip(self._chunks, self._futures, strict=True):
+                if not future.cancelled():
+                    results[chunk] = future.result()
         except BrokenProcessPool:
-            _helpers.pop((os.getpid(), workers - 1), None)
-            return alpha_h1_bars_of_clouds(self._clouds, self._precision)
-        results: list[np.ndarray] = [np.empty((0, 2))] * len(self._clouds)
-        for k, chunk in enumerate(chunks):
-            results[k::workers] = chunk
+            _helpers.pop(self._pool_key, None)
+            return h1_summaries_of_clouds(self._clouds, self._precision)
         return results
-
-
-def alpha_h1_bars_many(clouds: list[np.ndarray], workers: int = 1) -> list[np.ndarray]:
-    """`alpha_h1_bars` of every cloud; with `workers` > 1 this process and workers-1 forked helpers share them."""
-    return AlphaH1Jobs(clouds, workers).result()
 
 
 def default_workers() -> int:
@@ -229,27 +264,13 @@ def topology_table(
         residue_points.append(points[in_any])
         memberships.append(member[:, in_any])
         clouds.extend(points[mask] for mask in member)
-    alpha = AlphaH1Jobs(clouds, workers)  # helpers start now; H0 below runs meanwhile
+    h1 = H1Jobs(clouds, workers)  # helpers start now; H0 below runs meanwhile
 
     # One distance matrix per residue (its C/N/O atoms) serves all seven groups.
     distances = [pairwise_distances(points) for points in residue_points]
-    mst = [weights for residue in minimum_spanning_tree_weights(distances, memberships) for weights in residue]
-    bars_per_cloud = alpha.result()
-
-    group_count = len(ELEMENT_GROUPS)
-    table = np.zeros((len(centres), len(TOPO_COLUMNS)))
-    for cloud, (weights, bars) in enumerate(zip(mst, bars_per_cloud, strict=True)):
-        residue, group = divmod(cloud, group_count)
-        # GUDHI lists bars by decreasing length; the reference summed them in that order.
-        deaths = np.sort(weights)[::-1]
-        deaths = deaths[(deaths <= H0_DEATH_LIMIT) & (deaths >= MIN_PERSISTENCE)]
-        table[residue, 5 * group : 5 * group + 5] = summarise(deaths)
-        lengths = bars[:, 1] - bars[:, 0]
-        order = np.argsort(-lengths, kind="stable")
-        keep = order[lengths[order] >= MIN_PERSISTENCE]
-        bars, lengths = bars[keep], lengths[keep]
-        offset = 35 + 15 * group
-        table[residue, offset : offset + 5] = summarise(lengths)
-        table[residue, offset + 5 : offset + 10] = summarise(bars[:, 0])
-        table[residue, offset + 10 : offset + 15] = summarise(bars[:, 1])
-    return table
+    mst = minimum_spanning_tree_weights(distances, memberships)
+    h0 = h0_summaries_of_clouds([weights for residue in mst for weights in residue])
+    groups_in_row = len(ELEMENT_GROUPS)
+    return np.concatenate(
+        [h0.reshape(len(centres), 5 * groups_in_row), h1.result().reshape(len(centres), 15 * groups_in_row)], axis=1
+    )

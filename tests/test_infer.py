@@ -203,10 +203,11 @@ def test_interrupt_stops_cleanly(tmp_path, golden_dirs, published_checkpoint, wh
 
 def test_a_dying_worker_costs_only_its_own_complex(tmp_path, golden_dirs, published_checkpoint):
     # A stand-in for mkdssp that kills the worker process that started it, for one marked input only: what an
-    # out-of-memory kill or a crash in native code does to a worker.
+    # out-of-memory kill or a crash in native code does to a worker. The mark (a B factor of 987.65) is in
+    # whichever copy mkdssp gets, PDB or mmCIF.
     crashing_dssp = tmp_path / "mkdssp"
     crashing_dssp.write_text(
-        '#!/bin/sh\nfor arg in "$@"; do grep -q KILL-MY-WORKER "$arg" 2>/dev/null && kill -9 $PPID; done\n'
+        '#!/bin/sh\nfor arg in "$@"; do grep -q 987.65 "$arg" 2>/dev/null && kill -9 $PPID; done\n'
         f'exec {shutil.which("mkdssp")} "$@"\n'
     )
     crashing_dssp.chmod(0o755)
@@ -216,7 +217,9 @@ def test_a_dying_worker_costs_only_its_own_complex(tmp_path, golden_dirs, publis
     for name in ("dove_correct", "test_model"):
         shutil.copy(by_name[name] / "input.pdb", folder / f"{name}.pdb")
     source = (by_name["dove_correct"] / "input.pdb").read_text()
-    (folder / "killer.pdb").write_text("REMARK 999 KILL-MY-WORKER\n" + source)
+    marked = [f"{line[:60]}987.65{line[66:]}" if line.startswith("ATOM") and " CA " in line else line
+              for line in source.split("\n")]
+    (folder / "killer.pdb").write_text("\n".join(marked))
     completed = run_infer("-c", str(folder), "-r", str(tmp_path / "out"), "--checkpoint", str(published_checkpoint),
                           "--jobs", "2", "--no_cache", TOPOQA_MKDSSP=str(crashing_dssp))
     assert completed.returncode == 0, completed.stderr

@@ -1,0 +1,131 @@
+"""The input mkdssp reads fastest: a minimal mmCIF copy of a plain PDB complex.
+
+mkdssp 4.x converts a PDB file to mmCIF before it computes anything, and that conversion is most of its time
+(1.4 s of CPU on a 7,000-atom dimer, 0.5 s from this copy; 5.7 s -> 3.3 s on 27,000 atoms). DSSP itself reads
+only two categories: the polymer residues (`pdbx_poly_seq_scheme`) and their atoms (`atom_site`). For input in
+the plain form docking tools and AlphaFold write, this module writes those two categories the way mkdssp's own
+conversion fills them, so the residue lines it prints are byte-identical (tested on every input the tests
+use). Anything else (SEQRES, ligands or modified residues, alternate locations, non-standard residue names,
+missing element columns, a chain split into pieces, records not known to be harmless) gets None, and mkdssp
+reads the PDB copy as before.
+"""
+
+from __future__ import annotations
+
+import re
+
+STANDARD_RESIDUES = frozenset(
+    "ALA ARG ASN ASP CYS GLN GLU GLY HIS ILE LEU LYS MET PHE PRO SER THR TRP TYR VAL".split()
+)
+WATERS = frozenset({"HOH", "WAT", "DOD"})
+# Records checked to leave mkdssp's conversion unchanged (others, DBREF and SEQRES among them, change how it
+# orders or numbers residues: those files keep the PDB route).
+KNOWN_HARMLESS_RECORDS = frozenset(
+    "ATOM HETATM TER END ENDMDL MODEL HEADER CRYST1 ORIGX1 ORIGX2 ORIGX3 SCALE1 SCALE2 SCALE3 REMARK TITLE "
+    "COMPND SOURCE KEYWDS EXPDTA AUTHOR REVDAT JRNL SEQADV HELIX SHEET CISPEP CONECT FORMUL MASTER".split()
+)
+ATOM_SITE_COLUMNS = (
+    "group_PDB id type_symbol label_atom_id label_alt_id label_comp_id label_asym_id label_entity_id "
+    "label_seq_id pdbx_PDB_ins_code Cartn_x Cartn_y Cartn_z occupancy B_iso_or_equiv pdbx_formal_charge "
+    "auth_seq_id auth_comp_id auth_asym_id auth_atom_id pdbx_PDB_model_num"
+).split()
+POLY_SEQ_SCHEME_COLUMNS = (
+    "asym_id entity_id seq_id mon_id ndb_seq_num pdb_seq_num auth_seq_num pdb_mon_id auth_mon_id "
+    "pdb_strand_id pdb_ins_code hetero"
+).split()
+
+
+# x, y, z, occupancy and B (columns 31-66), each a plain decimal, joined by spaces.
+COORDINATE_FIELDS = re.compile(r"-?\d+\.\d+(?: -?\d+\.\d+){4}")
+
+
+def label_asym_id(index: int) -> str:
+    """A, B, ..., Z, AA, BA, ... as mkdssp's conversion names chains (only distinct, consistent ids matter)."""
+    letters = ""
+    index += 1
+    while index > 0:
+        index, remainder = divmod(index - 1, 26)
+        letters += chr(ord("A") + remainder)
+    return letters
+
+
+def dssp_mmcif_text(pdb_text: str) -> str | None:
+    """The minimal mmCIF for mkdssp, or None when the PDB text is not in the plain form this covers.
+
+    `pdb_text` is the first model only (as `read_first_model_text` gives it).
+    """
+    chains: list[str] = []
+    residues: list[tuple[str, str, str, str]] = []  # (chain, number, insertion code, name) in file order
+    atoms: list[tuple[int, str, str, str, str]] = []  # (residue, name, element, 5 numbers, residue name)
+    seen_residues: set[tuple[str, str, str]] = set()
+    short_line_seen = False
+    for line in pdb_text.split("\n"):
+        line = line.rstrip("\r")
+        record = line[:6]
+        if 0 < len(line) < 6:
+            short_line_seen = True  # mkdssp's PDB reader then loses the next atom (seen with a bare "TER")
+            continue
+        if record.rstrip() not in KNOWN_HARMLESS_RECORDS and line.strip():
+            return None
+        if record == "HETATM" and line[17:20].strip() in WATERS:
+            continue  # mkdssp's conversion makes waters a non-polymer entity, which DSSP never reads
+        if record not in ("ATOM  ", "HETATM"):
+            continue
+        if short_line_seen or record == "HETATM" or len(line) < 78 or line[16] != " ":
+            return None  # ligands, modified residues, alternate locations, no element column
+        name, residue_name, chain = line[12:16].strip(), line[17:20], line[21]
+        number, insertion, element = line[22:26].strip(), line[26], line[76:78].strip()
+        numbers = (
+            f"{line[30:38].strip()} {line[38:46].strip()} {line[46:54].strip()} {line[54:60].strip()} "
+            f"{line[60:66].strip()}"
+        )
+        # Only values that need no quoting in CIF, and none that mkdssp's conversion would reinterpret.
+        if not (
+            residue_name in STANDARD_RESIDUES and name.isalnum() and chain.isalnum() and element.isalpha()
+            and number.lstrip("-").isdigit() and (insertion == " " or insertion.isalnum())
+            and COORDINATE_FIELDS.fullmatch(numbers)
+        ):
+            return None
+        if not chains or chains[-1] != chain:
+            if chain in chains:
+                return None  # a chain in pieces
+            chains.append(chain)
+        key = (chain, number, insertion)
+        if not residues or residues[-1][:3] != key:
+            if key in seen_residues:
+                return None  # a residue in pieces
+            seen_residues.add(key)
+            residues.append((*key, residue_name))
+        elif residues[-1][3] != residue_name:
+            return None  # two residue types under one number (microheterogeneity)
+        atoms.append((len(residues) - 1, name, element, numbers, residue_name))
+    if not atoms:
+        return None
+
+    chain_index = {chain: k for k, chain in enumerate(chains)}
+    asym_ids = [label_asym_id(k) for k in range(len(chains))]
+    seq_ids, previous_chain = [], None
+    for chain, *_ in residues:
+        seq_ids.append(1 if chain != previous_chain else seq_ids[-1] + 1)
+        previous_chain = chain
+
+    out = ["data_TOPOQA", "#", "loop_", *(f"_pdbx_poly_seq_scheme.{column}" for column in POLY_SEQ_SCHEME_COLUMNS)]
+    for (chain, number, insertion, name), seq_id in zip(residues, seq_ids, strict=True):
+        index = chain_index[chain]
+        code = insertion if insertion != " " else "."
+        out.append(
+            f"{asym_ids[index]} {index + 1} {seq_id} {name} {seq_id} {number} {number} {name} {name} "
+            f"{chain} {code} n"
+        )
+    out += ["#", "loop_", *(f"_atom_site.{column}" for column in ATOM_SITE_COLUMNS)]
+    for serial, (residue, name, element, numbers, residue_name) in enumerate(atoms, 1):
+        chain, number, insertion, _ = residues[residue]
+        index = chain_index[chain]
+        code = insertion if insertion != " " else "?"
+        out.append(
+            f"ATOM {serial} {element} {name} . {residue_name} {asym_ids[index]} {index + 1} "
+            f"{seq_ids[residue]} {code} {numbers} ? {number} "
+            f"{residue_name} {chain} {name} 1"
+        )
+    out.append("#")
+    return "\n".join(out) + "\n"

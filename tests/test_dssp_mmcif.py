@@ -1,0 +1,163 @@
+"""The minimal mmCIF copy gives mkdssp's own result: residue lines byte-identical to the PDB copy's.
+
+The oracle is mkdssp reading the PDB copy, as the reference ran it. Inputs: every golden, plain forms of the
+bundled wwPDB examples (crystal structures: chain breaks, several chains, waters), and the edits docking
+tools and AlphaFold make to a golden (hydrogens, insertion codes, CRLF, MODEL records, full TER records).
+Input this copy does not cover must fall back to the PDB copy.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from data.dssp import MKDSSP, dssp_input_text, mkdssp_available
+from data.dssp_mmcif import dssp_mmcif_text
+from data.structure import read_first_model_text
+from tests.conftest import REPO_ROOT, need_reference
+
+needs_mkdssp = pytest.mark.skipif(not mkdssp_available(), reason="mkdssp not installed (scripts/setup.sh installs it)")
+
+
+def residue_lines(input_path: Path) -> str:
+    output = input_path.with_suffix(".dssp")
+    subprocess.run([MKDSSP, "--output-format=dssp", str(input_path), str(output)], check=True, capture_output=True)
+    text = output.read_text()
+    return text[text.index("  #  RESIDUE") :]
+
+
+def assert_same_dssp(pdb_text: str, folder: Path) -> None:
+    mmcif_text = dssp_mmcif_text(pdb_text)
+    assert mmcif_text is not None, "expected the fast mmCIF route for this input"
+    pdb_copy, mmcif_copy = folder / "copy.pdb", folder / "copy.cif"
+    pdb_copy.write_text(dssp_input_text(pdb_text))
+    mmcif_copy.write_text(mmcif_text)
+    expected = residue_lines(pdb_copy)
+    assert expected.count("\n") > 10
+    assert residue_lines(mmcif_copy) == expected
+
+
+def plain_form(pdb_text: str, keep_waters: bool) -> str:
+    """Atoms (and waters) only, first alternate location (as a docking tool writes a crystal structure back)."""
+    lines = []
+    for line in pdb_text.split("\n"):
+        water = line.startswith("HETATM") and line[17:20] == "HOH"
+        if not (line.startswith(("ATOM", "TER", "END")) or (water and keep_waters)):
+            continue
+        if line.startswith("ATOM") and line[16] != " ":
+            if line[16] != "A":
+                continue
+            line = f"{line[:16]} {line[17:]}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def dove_lines() -> list[str]:
+    return read_first_model_text(need_reference("golden", "dove_correct", "input.pdb")).split("\n")
+
+
+@needs_mkdssp
+@pytest.mark.parametrize("name", ["1A2K_r_l_b_model", "dimer_dimer_model", "dove_correct", "test_model"])
+def test_goldens(name, tmp_path):
+    assert_same_dssp(read_first_model_text(need_reference("golden", name, "input.pdb")), tmp_path)
+
+
+@needs_mkdssp
+@pytest.mark.parametrize(
+    ("example", "keep_waters"),
+    [("1BD2.pdb.gz", False), ("1BD2.pdb.gz", True), ("1HVR.pdb", False), ("4E43.pdb", False), ("4E43.pdb", True)],
+)
+def test_crystal_structures_in_plain_form(example, keep_waters, tmp_path):
+    text = read_first_model_text(REPO_ROOT / "examples" / example)
+    assert dssp_mmcif_text(text) is None  # SEQRES, HETATM, DBREF...: the PDB route as the reference took it
+    plain = plain_form(text, keep_waters)
+    assert ("HOH" in plain) == keep_waters
+    assert_same_dssp(plain, tmp_path)
+
+
+def with_hydrogens(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        out.append(line)
+        if line.startswith("ATOM") and line[12:16] == " CA ":
+            x = float(line[30:38]) + 1.0
+            out.append(f"{line[:12]} HA {line[16:30]}{x:8.3f}{line[38:76]} H")
+    return out
+
+
+def with_insertion_codes(lines: list[str]) -> list[str]:
+    return [f"{line[:26]}A{line[27:]}" if line.startswith("ATOM") and line[22:26] == "  30" else line for line in lines]
+
+
+def with_full_ter_records(lines: list[str]) -> list[str]:
+    out, previous = [], None
+    for line in lines:
+        if line.startswith("ATOM") and previous is not None and line[21] != previous[21]:
+            out.append(f"TER   {int(previous[6:11]) + 1:5d}      {previous[17:27]}")
+        if line.startswith("ATOM"):
+            previous = line
+        out.append(line)
+    return out
+
+
+@needs_mkdssp
+@pytest.mark.parametrize(
+    "edit", [with_hydrogens, with_insertion_codes, with_full_ter_records]
+)
+def test_edits_docking_tools_make(edit, tmp_path):
+    assert_same_dssp("\n".join(edit(dove_lines())), tmp_path)
+
+
+@needs_mkdssp
+def test_windows_line_endings_and_model_records(tmp_path):
+    text = need_reference("golden", "dove_correct", "input.pdb").read_text().replace("\n", "\r\n")
+    path = tmp_path / "crlf.pdb"
+    path.write_text(text)
+    assert_same_dssp(read_first_model_text(path), tmp_path)
+
+
+def replace_line(lines: list[str], index: int, line: str) -> list[str]:
+    return lines[:index] + [line] + lines[index + 1 :]
+
+
+def first_atom(lines: list[str]) -> int:
+    return next(k for k, line in enumerate(lines) if line.startswith("ATOM"))
+
+
+FALLBACKS = {
+    "SEQRES": lambda lines: ["SEQRES   1 A    1  ALA"] + lines,
+    "DBREF": lambda lines: ["DBREF  1ABC A    1   100  UNP    P00000   TEST_HUMAN       1    100"] + lines,
+    "unknown record": lambda lines: ["PARENT N/A"] + lines,
+    "ligand": lambda lines: lines + ["HETATM 9999  C1  LIG A 901      10.000  10.000  10.000  1.00  0.00           C"],
+    "modified residue": lambda lines: [
+        f"HETATM{line[6:17]}MSE{line[20:]}" if line.startswith("ATOM") and line[17:20] == "MET" else line
+        for line in lines
+    ],
+    "alternate location": lambda lines: replace_line(
+        lines, first_atom(lines), f"{lines[first_atom(lines)][:16]}A{lines[first_atom(lines)][17:]}"
+    ),
+    "no element column": lambda lines: replace_line(lines, first_atom(lines), lines[first_atom(lines)][:66]),
+    "non-standard residue": lambda lines: replace_line(
+        lines, first_atom(lines), f"{lines[first_atom(lines)][:17]}HSD{lines[first_atom(lines)][20:]}"
+    ),
+    # mkdssp's PDB reader loses the atom after a bare "TER" line: the reference's DSSP saw the file that way.
+    "bare TER before atoms": lambda lines: lines[:100] + ["TER"] + lines[100:],
+    "chain in pieces": lambda lines: lines + [line for line in lines if line.startswith("ATOM")][:5],
+}
+
+
+@pytest.mark.parametrize("case", sorted(FALLBACKS))
+def test_input_not_covered_falls_back_to_the_pdb_copy(case):
+    lines = dove_lines()
+    assert dssp_mmcif_text("\n".join(lines)) is not None
+    assert dssp_mmcif_text("\n".join(FALLBACKS[case](lines))) is None
+
+
+def test_waters_are_left_out():
+    lines = plain_form(read_first_model_text(REPO_ROOT / "examples" / "4E43.pdb"), keep_waters=True).split("\n")
+    text = dssp_mmcif_text("\n".join(lines))
+    atom_rows = [row for row in text.split("\n") if row.startswith("ATOM ")]
+    assert len(atom_rows) == sum(line.startswith("ATOM") for line in lines) > 0
+    assert "HOH" not in text
