@@ -6,7 +6,7 @@ only two categories: the polymer residues (`pdbx_poly_seq_scheme`) and their ato
 the plain form docking tools and AlphaFold write, this module writes those two categories the way mkdssp's own
 conversion fills them, so the residue lines it prints are byte-identical (tested on every input the tests
 use). Anything else (SEQRES, ligands or modified residues, alternate locations, non-standard residue names,
-missing element columns, a chain split into pieces, records not known to be harmless) gets None, and mkdssp
+hydrogens without an element column, a chain split into pieces, records not known to be harmless) gets None, and mkdssp
 reads the PDB copy as before.
 """
 
@@ -71,10 +71,16 @@ def dssp_mmcif_text(pdb_text: str) -> str | None:
             continue  # mkdssp's conversion makes waters a non-polymer entity, which DSSP never reads
         if record not in ("ATOM  ", "HETATM"):
             continue
-        if short_line_seen or record == "HETATM" or len(line) < 78 or line[16] != " ":
-            return None  # ligands, modified residues, alternate locations, no element column
+        if short_line_seen or record == "HETATM" or len(line) < 66 or line[16] != " ":
+            return None  # ligands, modified residues, alternate locations, truncated lines
         name, residue_name, chain = line[12:16].strip(), line[17:20], line[21]
         number, insertion, element = line[22:26].strip(), line[26], line[76:78].strip()
+        if not element:
+            # DSSP only asks "hydrogen or not". A heavy-atom name of a standard residue starts with C, N, O or S;
+            # how mkdssp's conversion names the element of anything else was not checked: PDB route.
+            if not name or name[0] not in "CNOS":
+                return None
+            element = name[0]
         numbers = (
             f"{line[30:38].strip()} {line[38:46].strip()} {line[46:54].strip()} {line[54:60].strip()} "
             f"{line[60:66].strip()}"

@@ -110,6 +110,20 @@ def test_edits_docking_tools_make(edit, tmp_path):
     assert_same_dssp("\n".join(edit(dove_lines())), tmp_path)
 
 
+def without_element_columns(lines: list[str]) -> list[str]:
+    return [line[:66] if line.startswith("ATOM") else line for line in lines]
+
+
+def with_left_justified_names(lines: list[str]) -> list[str]:
+    return [f"{line[:12]}{line[12:16].strip():<4}{line[16:66]}" if line.startswith("ATOM") else line for line in lines]
+
+
+@needs_mkdssp
+@pytest.mark.parametrize("edit", [without_element_columns, with_left_justified_names])
+def test_heavy_atoms_without_element_columns(edit, tmp_path):
+    assert_same_dssp("\n".join(edit(dove_lines())), tmp_path)
+
+
 @needs_mkdssp
 def test_windows_line_endings_and_model_records(tmp_path):
     text = need_reference("golden", "dove_correct", "input.pdb").read_text().replace("\n", "\r\n")
@@ -138,7 +152,9 @@ FALLBACKS = {
     "alternate location": lambda lines: replace_line(
         lines, first_atom(lines), f"{lines[first_atom(lines)][:16]}A{lines[first_atom(lines)][17:]}"
     ),
-    "no element column": lambda lines: replace_line(lines, first_atom(lines), lines[first_atom(lines)][:66]),
+    "hydrogen without an element column": lambda lines: [
+        line[:66] if line[12:16] == " HA " else line for line in with_hydrogens(lines)
+    ],
     "non-standard residue": lambda lines: replace_line(
         lines, first_atom(lines), f"{lines[first_atom(lines)][:17]}HSD{lines[first_atom(lines)][20:]}"
     ),
