@@ -104,7 +104,8 @@ def dssp_mmcif_text(pdb_text: str) -> str | None:
             residues.append((*key, residue_name))
         elif residues[-1][3] != residue_name:
             return None  # two residue types under one number (microheterogeneity)
-        atoms.append((len(residues) - 1, name, element, numbers, residue_name))
+        if element != "H":  # DSSP skips hydrogens; leaving them out shortens its per-residue atom scans
+            atoms.append((len(residues) - 1, name, element, numbers, residue_name))
     if not atoms:
         return None
 

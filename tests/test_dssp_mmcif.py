@@ -171,6 +171,15 @@ def test_input_not_covered_falls_back_to_the_pdb_copy(case):
     assert dssp_mmcif_text("\n".join(FALLBACKS[case](lines))) is None
 
 
+def test_hydrogens_are_left_out():
+    lines = with_hydrogens(dove_lines())
+    text = dssp_mmcif_text("\n".join(lines))
+    atom_rows = [row.split() for row in text.split("\n") if row.startswith("ATOM ")]
+    heavy = [line for line in lines if line.startswith("ATOM") and line[76:78].strip() != "H"]
+    assert len(atom_rows) == len(heavy) < sum(line.startswith("ATOM") for line in lines)
+    assert {row[2] for row in atom_rows} == {"C", "N", "O", "S"}
+
+
 def test_waters_are_left_out():
     lines = plain_form(read_first_model_text(REPO_ROOT / "examples" / "4E43.pdb"), keep_waters=True).split("\n")
     text = dssp_mmcif_text("\n".join(lines))
