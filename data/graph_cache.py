@@ -29,7 +29,7 @@ CACHE_ENV = "TOPOQA_CACHE_DIR"
 # Part of every key: a new layout (v1 held torch-saved `.pt` graphs) never reads entries of an old one.
 CACHE_LAYOUT = "npz-2"
 FEATURISATION_MODULES = (
-    "structure", "interface", "topology", "dssp", "node_features", "edges", "featurize", "graph_arrays",
+    "structure", "interface", "topology", "dssp", "dssp_mmcif", "node_features", "edges", "featurize", "graph_arrays",
 )
 
 

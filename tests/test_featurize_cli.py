@@ -220,3 +220,21 @@ def test_background_worker_with_alpha_helpers_exits(tmp_path):
         pytest.fail("a background featurisation worker with alpha helpers did not exit")
     assert child.returncode == 0, err[-2000:]
     assert out.strip() == "1"
+
+
+def test_cache_fingerprint_covers_every_module_featurisation_computes_with():
+    # A module added to the featurisation (say, a new DSSP input writer) must change the cache key when edited.
+    from data.graph_cache import FEATURISATION_MODULES
+
+    not_shaping_numbers = {"graph_cache", "graph_io", "workers", "files"}
+    folder = Path(data.featurize.__file__).parent
+    reached, pending = set(), ["featurize"]
+    while pending:
+        module = pending.pop()
+        reached.add(module)
+        for line in (folder / f"{module}.py").read_text().splitlines():
+            if line.startswith("from data.") and " import " in line:
+                imported = line.split()[1].removeprefix("data.")
+                if imported not in reached | not_shaping_numbers:
+                    pending.append(imported)
+    assert reached == set(FEATURISATION_MODULES)
