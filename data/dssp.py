@@ -27,6 +27,7 @@ MKDSSP = os.environ.get("TOPOQA_MKDSSP", "mkdssp")
 DSSP_TIMEOUT_SECONDS = 600
 HEADER_LINE = "HEADER    TOPOQA INPUT"
 CRYST1_LINE = "CRYST1    1.000    1.000    1.000  90.00  90.00  90.00 P 1           1"
+RECORDS_AFTER_CRYST1 = ("ORIGX", "SCALE", "MTRIX", "MODEL", "ATOM", "HETATM", "TER")
 # Biopython's default relative-accessibility scale (Sander & Rost 1994).
 MAX_ACCESSIBILITY = residue_sasa_scales["Sander"]
 
@@ -44,10 +45,15 @@ class DsspResidue:
 
 
 def dssp_input_text(pdb_text: str) -> str:
-    """The copy mkdssp gets: a HEADER first and a CRYST1 line, everything else unchanged (already first model)."""
+    """The copy mkdssp gets: a HEADER first, a CRYST1 line where the format puts it (after the other header
+    records, before ORIGX/SCALE/MTRIX and the coordinates: mkdssp rejects a REMARK after it), the rest
+    unchanged (already the first model)."""
     lines = [line for line in pdb_text.split("\n") if not line.startswith("HEADER")]
     if not any(line.startswith("CRYST1") for line in lines):
-        lines.insert(0, CRYST1_LINE)
+        after_header = next(
+            (k for k, line in enumerate(lines) if line.startswith(RECORDS_AFTER_CRYST1)), len(lines)
+        )
+        lines.insert(after_header, CRYST1_LINE)
     return "\n".join([HEADER_LINE, *lines])
 
 

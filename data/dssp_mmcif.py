@@ -5,9 +5,10 @@ mkdssp 4.x converts a PDB file to mmCIF before it computes anything, and that co
 only two categories: the polymer residues (`pdbx_poly_seq_scheme`) and their atoms (`atom_site`). For input in
 the plain form docking tools and AlphaFold write, this module writes those two categories the way mkdssp's own
 conversion fills them, so the residue lines it prints are byte-identical (tested on every input the tests
-use). Anything else (SEQRES, ligands or modified residues, alternate locations, non-standard residue names,
-hydrogens without an element column, a chain split into pieces, records not known to be harmless) gets None, and mkdssp
-reads the PDB copy as before.
+use). Anything else gets None, and mkdssp reads the PDB copy as before: SEQRES or DBREF, ligands or modified
+residues, alternate locations, non-standard residue names, hydrogens without an element column, a chain or
+residue in pieces, records not known to be harmless, a non-coordinate record between atoms (mkdssp's reader
+stops there), a water numbered like a protein residue (its conversion fails), non-ASCII text.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ POLY_SEQ_SCHEME_COLUMNS = (
 ).split()
 
 
+RESIDUE_NUMBER = re.compile(r"-?[0-9]+")
+BACKBONE_ATOMS = frozenset({"N", "CA", "C", "O"})
 # x, y, z, occupancy and B (columns 31-66), each a plain decimal, joined by spaces.
 COORDINATE_FIELDS = re.compile(r"-?\d+\.\d+(?: -?\d+\.\d+){4}")
 
@@ -55,26 +58,37 @@ def dssp_mmcif_text(pdb_text: str) -> str | None:
     `pdb_text` is the first model only (as `read_first_model_text` gives it).
     """
     chains: list[str] = []
-    residues: list[tuple[str, str, str, str]] = []  # (chain, number, insertion code, name) in file order
+    residues: list[tuple[str, int, str, str]] = []  # (chain, number, insertion code, name) in file order
     atoms: list[tuple[int, str, str, str, str]] = []  # (residue, name, element, 5 numbers, residue name)
-    seen_residues: set[tuple[str, str, str]] = set()
-    short_line_seen = False
+    seen_residues: set[tuple[str, int, str]] = set()
+    water_residues: set[tuple[str, int, str]] = set()
+    atoms_began = atoms_interrupted = False
     for line in pdb_text.split("\n"):
         line = line.rstrip("\r")
-        record = line[:6]
-        if 0 < len(line) < 6:
-            short_line_seen = True  # mkdssp's PDB reader then loses the next atom (seen with a bare "TER")
+        if not line.strip():
             continue
-        if record.rstrip() not in KNOWN_HARMLESS_RECORDS and line.strip():
+        record = line[:6].rstrip()
+        if not line.isascii() or record not in KNOWN_HARMLESS_RECORDS:
             return None
-        if record == "HETATM" and line[17:20].strip() in WATERS:
-            continue  # mkdssp's conversion makes waters a non-polymer entity, which DSSP never reads
-        if record not in ("ATOM  ", "HETATM"):
+        if record not in ("ATOM", "HETATM"):
+            # mkdssp's PDB reader stops at a non-coordinate record once the atoms have begun, and loses the atom
+            # after a bare "TER": more atoms after either would be read differently.
+            atoms_interrupted |= len(line) < 6 or (atoms_began and record != "TER")
             continue
-        if short_line_seen or record == "HETATM" or len(line) < 66 or line[16] != " ":
+        if atoms_interrupted:
+            return None
+        atoms_began = True
+        number = line[22:26].strip()
+        if not RESIDUE_NUMBER.fullmatch(number):
+            return None
+        chain, insertion = line[21], line[26]
+        key = (chain, int(number), insertion)
+        if record == "HETATM" and line[17:20].strip() in WATERS:
+            water_residues.add(key)  # a non-polymer for mkdssp's conversion, never read by DSSP
+            continue
+        if record == "HETATM" or len(line) < 66 or line[16] != " ":
             return None  # ligands, modified residues, alternate locations, truncated lines
-        name, residue_name, chain = line[12:16].strip(), line[17:20], line[21]
-        number, insertion, element = line[22:26].strip(), line[26], line[76:78].strip()
+        name, residue_name, element = line[12:16].strip(), line[17:20], line[76:78].strip()
         if not element:
             # DSSP only asks "hydrogen or not". A heavy-atom name of a standard residue starts with C, N, O or S;
             # how mkdssp's conversion names the element of anything else was not checked: PDB route.
@@ -88,15 +102,13 @@ def dssp_mmcif_text(pdb_text: str) -> str | None:
         # Only values that need no quoting in CIF, and none that mkdssp's conversion would reinterpret.
         if not (
             residue_name in STANDARD_RESIDUES and name.isalnum() and chain.isalnum() and element.isalpha()
-            and number.lstrip("-").isdigit() and (insertion == " " or insertion.isalnum())
-            and COORDINATE_FIELDS.fullmatch(numbers)
+            and (insertion == " " or insertion.isalnum()) and COORDINATE_FIELDS.fullmatch(numbers)
         ):
             return None
         if not chains or chains[-1] != chain:
             if chain in chains:
                 return None  # a chain in pieces
             chains.append(chain)
-        key = (chain, number, insertion)
         if not residues or residues[-1][:3] != key:
             if key in seen_residues:
                 return None  # a residue in pieces
@@ -104,8 +116,11 @@ def dssp_mmcif_text(pdb_text: str) -> str | None:
             residues.append((*key, residue_name))
         elif residues[-1][3] != residue_name:
             return None  # two residue types under one number (microheterogeneity)
-        if element != "H":  # DSSP skips hydrogens; leaving them out shortens its per-residue atom scans
+        # DSSP finds backbone atoms by name and skips other hydrogens: leaving those out shortens its scans.
+        if element != "H" or name in BACKBONE_ATOMS:
             atoms.append((len(residues) - 1, name, element, numbers, residue_name))
+    if water_residues & seen_residues:
+        return None  # a water numbered like a protein residue makes mkdssp's conversion fail: report that
     if not atoms:
         return None
 

@@ -12,6 +12,7 @@ gives the reference's values bit for bit.
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +35,8 @@ STATISTICS = ("sum", "min", "max", "mean", "std")
 # a helper would only compete with it (measured: dove_correct, 315 clouds, is slower with one).
 HELPER_MIN_CLOUDS = 500
 CLOUDS_PER_CHUNK = 100  # work-stealing granularity: ~0.1 s of GUDHI per chunk
+MAX_CHUNKS = 1024
+LOCK_TIMEOUT_SECONDS = 30
 PRIM_MATRIX_ENTRIES_PER_BATCH = 2_000_000  # ~16 MB of float64 per batch of residues
 ALPHA_PRECISION_ENV = "TOPOQA_ALPHA_PRECISION"
 ALPHA_PRECISIONS = ("fast", "safe", "exact")
@@ -193,6 +196,7 @@ def helper_pool(processes: int) -> ProcessPoolExecutor:
     """
     key = (os.getpid(), processes)
     if key not in _helpers:
+        claims_of_this_process()  # before the helpers fork: they share it
         _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=prepare_worker)
         # A finaliser, not atexit: a process-pool worker that made helpers joins its children when it exits,
         # before atexit handlers would run, so the helpers must be told to stop first (or both wait forever).
@@ -201,12 +205,56 @@ def helper_pool(processes: int) -> ProcessPoolExecutor:
     return _helpers[key]
 
 
+class ChunkClaims:
+    """Who computes which chunk of the current job: shared memory, made before this process forks helpers.
+
+    Claiming instead of cancelling queued futures: on Python 3.11 a pool that breaks (a helper killed) while
+    it holds cancelled futures leaves its other helpers running, and the process never exits (gh-107219).
+    """
+
+    def __init__(self):
+        context = get_context("fork")
+        self.lock = context.Lock()
+        self.current = context.RawValue("q", 0)  # the job whose chunks may be claimed; older tasks do nothing
+        self.owner = context.RawArray("q", MAX_CHUNKS)  # the job that claimed each chunk slot
+
+    def claim(self, job: int, chunk: int) -> bool:
+        # A timeout, in case a helper was killed holding the lock: the chunk is then left to the helpers,
+        # whose broken pool makes this process compute everything itself.
+        if not self.lock.acquire(timeout=LOCK_TIMEOUT_SECONDS):
+            return False
+        try:
+            if self.current.value != job or self.owner[chunk] == job:
+                return False
+            self.owner[chunk] = job
+            return True
+        finally:
+            self.lock.release()
+
+
+_claims: dict[int, ChunkClaims] = {}  # by the process that made them (helpers look up their parent's)
+_jobs = itertools.count(1)
+
+
+def claims_of_this_process() -> ChunkClaims:
+    if os.getpid() not in _claims:
+        _claims[os.getpid()] = ChunkClaims()
+    return _claims[os.getpid()]
+
+
+def claimed_h1_summaries(owner_pid: int, job: int, chunk: int, clouds: list[np.ndarray], precision: str):
+    """In a helper: the chunk's H1 numbers, or None when the process that owns the job has taken the chunk."""
+    if not _claims[owner_pid].claim(job, chunk):
+        return None
+    return h1_summaries_of_clouds(clouds, precision)
+
+
 class H1Jobs:
     """H1 numbers of many clouds, shared between this process and forked helpers by work stealing.
 
-    The clouds go out at once as small interleaved chunks; helpers take them from the front while this process
-    does other work. `result()` then computes, from the back, every chunk no helper has started yet (a queued
-    future can still be cancelled), so whichever process is free does the next chunk and none waits long.
+    The clouds go out at once as small interleaved chunks; helpers claim them from the front while this
+    process does other work. `result()` then claims and computes, from the back, every chunk no helper has
+    claimed yet, so whichever process is free does the next chunk and none waits long.
     """
 
     def __init__(self, clouds: list[np.ndarray], workers: int = 1):
@@ -215,13 +263,16 @@ class H1Jobs:
         if workers <= 1 or len(clouds) < HELPER_MIN_CLOUDS or "fork" not in get_all_start_methods():
             return
         # Interleaved chunks cost about the same: cloud sizes repeat in a pattern along the list.
-        count = max(workers, len(clouds) // CLOUDS_PER_CHUNK)
+        count = min(MAX_CHUNKS, max(workers, len(clouds) // CLOUDS_PER_CHUNK))
         self._chunks = [range(k, len(clouds), count) for k in range(count)]
+        self._claims, self._job = claims_of_this_process(), next(_jobs)
+        self._claims.current.value = self._job
         try:
             pool = helper_pool(workers - 1)
             self._futures = [
-                pool.submit(h1_summaries_of_clouds, [clouds[i] for i in chunk], self._precision)
-                for chunk in self._chunks
+                pool.submit(claimed_h1_summaries, os.getpid(), self._job, k, [clouds[i] for i in chunk],
+                            self._precision)
+                for k, chunk in enumerate(self._chunks)
             ]
         except BrokenProcessPool:
             _helpers.pop(self._pool_key, None)
@@ -233,16 +284,20 @@ class H1Jobs:
             return h1_summaries_of_clouds(self._clouds, self._precision)
         results = np.zeros((len(self._clouds), 15))
         try:
-            for chunk, future in reversed(list(zip(self._chunks, self._futures, strict=True))):
-                if not future.cancel():
-                    break  # a helper has it, and all chunks before it
+            for k in reversed(range(len(self._chunks))):
+                if not self._claims.claim(self._job, k):
+                    break  # a helper has it (helpers claim in order, so they have all before it or will)
+                chunk = self._chunks[k]
                 results[chunk] = h1_summaries_of_clouds([self._clouds[i] for i in chunk], self._precision)
             for chunk, future in zip(self._chunks, self._futures, strict=True):
-                if not future.cancelled():
-                    results[chunk] = future.result()
+                numbers = future.result()
+                if numbers is not None:
+                    results[chunk] = numbers
         except BrokenProcessPool:
             _helpers.pop(self._pool_key, None)
             return h1_summaries_of_clouds(self._clouds, self._precision)
+        finally:
+            self._claims.current.value = 0  # tasks left over after an error return at once
         return results
 
 

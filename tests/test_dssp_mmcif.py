@@ -124,6 +124,33 @@ def test_heavy_atoms_without_element_columns(edit, tmp_path):
     assert_same_dssp("\n".join(edit(dove_lines())), tmp_path)
 
 
+def with_docking_header(lines: list[str]) -> list[str]:
+    # No CRYST1: the PDB copy gets one after these (before them, mkdssp rejected the file).
+    return ["TITLE     DECOY 17 OF RUN 3", "REMARK   1 SCORE -123.4", "REMARK 465 MISSING RESIDUES"] + lines
+
+
+def with_a_backbone_atom_labelled_hydrogen(lines: list[str]) -> list[str]:
+    k = next(k for k, line in enumerate(lines) if line.startswith("ATOM") and line[12:16] == " CA ")
+    return replace_line(lines, k, f"{lines[k][:76]} H")  # DSSP finds backbone atoms by name: it must stay
+
+
+def with_one_residue_number_written_two_ways(lines: list[str]) -> list[str]:
+    atoms = [k for k, line in enumerate(lines) if line.startswith("ATOM") and int(line[22:26]) > 99]
+    k = atoms[1]  # second atom of a residue numbered 100+: a leading zero, as integer the same residue
+    number = int(lines[k][22:26])
+    return replace_line(lines, k, f"{lines[k][:22]}{number:04d}"[:26] + lines[k][26:]) if number < 1000 else lines
+
+
+@needs_mkdssp
+@pytest.mark.parametrize(
+    "edit", [with_docking_header, with_a_backbone_atom_labelled_hydrogen, with_one_residue_number_written_two_ways]
+)
+def test_unusual_but_covered_input(edit, tmp_path):
+    edited = edit(dove_lines())
+    assert edited != dove_lines()
+    assert_same_dssp("\n".join(edited), tmp_path)
+
+
 @needs_mkdssp
 def test_windows_line_endings_and_model_records(tmp_path):
     text = need_reference("golden", "dove_correct", "input.pdb").read_text().replace("\n", "\r\n")
@@ -161,7 +188,21 @@ FALLBACKS = {
     # mkdssp's PDB reader loses the atom after a bare "TER" line: the reference's DSSP saw the file that way.
     "bare TER before atoms": lambda lines: lines[:100] + ["TER"] + lines[100:],
     "chain in pieces": lambda lines: lines + [line for line in lines if line.startswith("ATOM")][:5],
+    # mkdssp's PDB reader stops at a non-coordinate record: the atoms after it are never read.
+    "REMARK between chains": lambda lines: insert_before_chain_b(lines, "REMARK   1 RECEPTOR ENDS HERE"),
+    "END between chains": lambda lines: insert_before_chain_b(lines, "END" + " " * 77),
+    "non-ASCII chain id": lambda lines: [f"{line[:21]}\u00e9{line[22:]}" if line.startswith("ATOM") else line
+                                         for line in lines],
+    # mkdssp's conversion fails on it ("inconsistent residue type"): the PDB route reports that.
+    "water numbered like a protein residue": lambda lines: lines + [
+        f"HETATM 9999  O   HOH {lines[first_atom(lines)][21:26]}      90.000  90.000  90.000  1.00  0.00           O"
+    ],
 }
+
+
+def insert_before_chain_b(lines: list[str], line: str) -> list[str]:
+    k = next(k for k, atom in enumerate(lines) if atom.startswith("ATOM") and atom[21] == "B")
+    return lines[:k] + [line] + lines[k:]
 
 
 @pytest.mark.parametrize("case", sorted(FALLBACKS))

@@ -222,6 +222,35 @@ def test_background_worker_with_alpha_helpers_exits(tmp_path):
     assert out.strip() == "1"
 
 
+def test_a_dying_alpha_helper_leaves_correct_numbers_and_an_exiting_process():
+    # A helper killed mid-complex (out of memory, a crash in GUDHI): the chunks are recomputed here, and the
+    # other helpers must not be left running (Python 3.11 leaves them when futures were cancelled: a hang at exit).
+    script = (
+        "import os, signal, sys, time\n"
+        "import numpy as np\n"
+        "import data.topology as T\n"
+        "rng = np.random.default_rng(3)\n"
+        "clouds = [rng.standard_normal((40, 3)) * 3 for _ in range(2000)]\n"
+        "expected = T.h1_summaries_of_clouds(clouds[:50], 'fast')\n"
+        "jobs = T.H1Jobs(clouds, 3)\n"
+        "time.sleep(0.3)\n"
+        "pool = T._helpers[(os.getpid(), 2)]\n"
+        "os.kill(next(iter(pool._processes)), signal.SIGKILL)\n"
+        "result = jobs.result()\n"
+        "print(result.shape == (2000, 15) and np.array_equal(result[:50], expected))\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        pytest.fail("the process did not exit after one of its alpha helpers died")
+    assert child.returncode == 0, err[-2000:]
+    assert out.strip() == "True"
+
+
 def test_cache_fingerprint_covers_every_module_featurisation_computes_with():
     # A module added to the featurisation (say, a new DSSP input writer) must change the cache key when edited.
     from data.graph_cache import FEATURISATION_MODULES

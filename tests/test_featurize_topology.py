@@ -48,11 +48,11 @@ def test_min_max_scale_constant_column_is_zero():
     np.testing.assert_array_equal(scaled, [[0.0, 0.0], [1.0, 0.0], [0.5, 0.0]])
 
 
-def test_dssp_copy_gets_header_first_and_cryst1():
+def test_dssp_copy_gets_header_first_and_cryst1_before_the_coordinates():
     text = dssp_input_text("REMARK x\nHEADER    OLD\nATOM      1  N   ALA A   1       0.000   0.000   0.000\n")
     lines = text.split("\n")
-    assert lines[0].startswith("HEADER") and lines[1].startswith("CRYST1")
-    assert sum(line.startswith("HEADER") for line in lines) == 1
+    assert lines[0].startswith("HEADER") and lines[1] == "REMARK x" and lines[2].startswith("CRYST1")
+    assert lines[3].startswith("ATOM") and sum(line.startswith("HEADER") for line in lines) == 1
     kept = dssp_input_text("CRYST1   10.000   10.000   10.000  90.00  90.00  90.00 P 1           1\n")
     assert kept.split("\n")[1].startswith("CRYST1   10.000") and kept.count("CRYST1") == 1
 
