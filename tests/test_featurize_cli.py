@@ -210,16 +210,24 @@ def test_background_worker_with_alpha_helpers_exits(tmp_path):
         "print(sum(r.arrays is not None for r in jobs.results(progress=False)))\n"
     )
     path = need_reference("golden", "1A2K_r_l_b_model", "input.pdb")
-    child = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    out = output_of_a_child_that_must_exit(
+        [script, str(path)], 300, "a background featurisation worker with alpha helpers did not exit"
+    )
+    assert out.strip() == "1"
+
+
+def output_of_a_child_that_must_exit(arguments: list[str], timeout: int, failure: str) -> str:
+    """Run `python -c arguments...` from the repository root in its own session; fail if it hangs or errs."""
+    child = subprocess.Popen([sys.executable, "-c", *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
     try:
-        out, err = child.communicate(timeout=300)
+        out, err = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
         child.communicate()
-        pytest.fail("a background featurisation worker with alpha helpers did not exit")
+        pytest.fail(failure)
     assert child.returncode == 0, err[-2000:]
-    assert out.strip() == "1"
+    return out
 
 
 def test_a_dying_alpha_helper_leaves_correct_numbers_and_an_exiting_process():
@@ -239,15 +247,7 @@ def test_a_dying_alpha_helper_leaves_correct_numbers_and_an_exiting_process():
         "result = jobs.result()\n"
         "print(result.shape == (2000, 15) and np.array_equal(result[:50], expected))\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
-    try:
-        out, err = child.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.communicate()
-        pytest.fail("the process did not exit after one of its alpha helpers died")
-    assert child.returncode == 0, err[-2000:]
+    out = output_of_a_child_that_must_exit([script], 120, "the process did not exit after an alpha helper died")
     assert out.strip() == "True"
 
 
