@@ -20,7 +20,7 @@ from pathlib import Path
 
 from Bio.Data.PDBData import residue_sasa_scales
 
-from data.dssp_mmcif import dssp_mmcif_text
+from data.dssp_mmcif import dssp_mmcif_text, is_water
 from data.structure import UnscorableComplex
 
 MKDSSP = os.environ.get("TOPOQA_MKDSSP", "mkdssp")
@@ -46,9 +46,14 @@ class DsspResidue:
 
 def dssp_input_text(pdb_text: str) -> str:
     """The copy mkdssp gets: a HEADER first, a CRYST1 line where the format puts it (after the other header
-    records, before ORIGX/SCALE/MTRIX and the coordinates: mkdssp rejects a REMARK after it), the rest
-    unchanged (already the first model)."""
-    lines = [line for line in pdb_text.split("\n") if not line.startswith("HEADER")]
+    records, before ORIGX/SCALE/MTRIX and the coordinates: mkdssp rejects a REMARK after it), no waters, the
+    rest unchanged (already the first model).
+
+    DSSP never reads waters (its residue lines are the same without them), but mkdssp's PDB conversion can run
+    away on them: 14 GB and killed after 87 s for 73 waters in a chain of their own, no end in 120 s for one
+    water numbered like a protein residue.
+    """
+    lines = [line for line in pdb_text.split("\n") if not line.startswith("HEADER") and not is_water(line)]
     if not any(line.startswith("CRYST1") for line in lines):
         after_header = next(
             (k for k, line in enumerate(lines) if line.startswith(RECORDS_AFTER_CRYST1)), len(lines)

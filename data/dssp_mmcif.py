@@ -8,7 +8,7 @@ conversion fills them, so the residue lines it prints are byte-identical (tested
 use). Anything else gets None, and mkdssp reads the PDB copy as before: SEQRES or DBREF, ligands or modified
 residues, alternate locations, non-standard residue names, hydrogens without an element column, a chain or
 residue in pieces, records not known to be harmless, a non-coordinate record between atoms (mkdssp's reader
-stops there), a water numbered like a protein residue (its conversion fails), non-ASCII text.
+stops there), non-ASCII text.
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ BACKBONE_ATOMS = frozenset({"N", "CA", "C", "O"})
 COORDINATE_FIELDS = re.compile(r"-?\d+\.\d+(?: -?\d+\.\d+){4}")
 
 
+def is_water(line: str) -> bool:
+    return line.startswith("HETATM") and line[17:20].strip() in WATERS
+
+
 def label_asym_id(index: int) -> str:
     """A, B, ..., Z, AA, BA, ... as mkdssp's conversion names chains (only distinct, consistent ids matter)."""
     letters = ""
@@ -61,7 +65,6 @@ def dssp_mmcif_text(pdb_text: str) -> str | None:
     residues: list[tuple[str, int, str, str]] = []  # (chain, number, insertion code, name) in file order
     atoms: list[tuple[int, str, str, str, str]] = []  # (residue, name, element, 5 numbers, residue name)
     seen_residues: set[tuple[str, int, str]] = set()
-    water_residues: set[tuple[str, int, str]] = set()
     atoms_began = atoms_interrupted = False
     for line in pdb_text.split("\n"):
         line = line.rstrip("\r")
@@ -78,14 +81,13 @@ def dssp_mmcif_text(pdb_text: str) -> str | None:
         if atoms_interrupted:
             return None
         atoms_began = True
+        if is_water(line):
+            continue  # never read by DSSP (both copies leave waters out)
         number = line[22:26].strip()
         if not RESIDUE_NUMBER.fullmatch(number):
             return None
         chain, insertion = line[21], line[26]
         key = (chain, int(number), insertion)
-        if record == "HETATM" and line[17:20].strip() in WATERS:
-            water_residues.add(key)  # a non-polymer for mkdssp's conversion, never read by DSSP
-            continue
         if record == "HETATM" or len(line) < 66 or line[16] != " ":
             return None  # ligands, modified residues, alternate locations, truncated lines
         name, residue_name, element = line[12:16].strip(), line[17:20], line[76:78].strip()
@@ -119,8 +121,6 @@ def dssp_mmcif_text(pdb_text: str) -> str | None:
         # DSSP finds backbone atoms by name and skips other hydrogens: leaving those out shortens its scans.
         if element != "H" or name in BACKBONE_ATOMS:
             atoms.append((len(residues) - 1, name, element, numbers, residue_name))
-    if water_residues & seen_residues:
-        return None  # a water numbered like a protein residue makes mkdssp's conversion fail: report that
     if not atoms:
         return None
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from data.dssp import MKDSSP, dssp_input_text, mkdssp_available
-from data.dssp_mmcif import dssp_mmcif_text
+from data.dssp import HEADER_LINE, MKDSSP, dssp_input_text, mkdssp_available
+from data.dssp_mmcif import dssp_mmcif_text, is_water
 from data.structure import read_first_model_text
 from tests.conftest import REPO_ROOT, need_reference
 
@@ -141,9 +141,17 @@ def with_one_residue_number_written_two_ways(lines: list[str]) -> list[str]:
     return replace_line(lines, k, f"{lines[k][:22]}{number:04d}"[:26] + lines[k][26:]) if number < 1000 else lines
 
 
+def with_a_water_numbered_like_a_protein_residue(lines: list[str]) -> list[str]:
+    # With it, mkdssp's PDB conversion ran for minutes: both copies leave waters out.
+    first = lines[first_atom(lines)]
+    return lines + [f"HETATM 9999  O   HOH {first[21:26]}      90.000  90.000  90.000  1.00  0.00           O"]
+
+
 @needs_mkdssp
 @pytest.mark.parametrize(
-    "edit", [with_docking_header, with_a_backbone_atom_labelled_hydrogen, with_one_residue_number_written_two_ways]
+    "edit",
+    [with_docking_header, with_a_backbone_atom_labelled_hydrogen, with_one_residue_number_written_two_ways,
+     with_a_water_numbered_like_a_protein_residue],
 )
 def test_unusual_but_covered_input(edit, tmp_path):
     edited = edit(dove_lines())
@@ -193,10 +201,6 @@ FALLBACKS = {
     "END between chains": lambda lines: insert_before_chain_b(lines, "END" + " " * 77),
     "non-ASCII chain id": lambda lines: [f"{line[:21]}\u00e9{line[22:]}" if line.startswith("ATOM") else line
                                          for line in lines],
-    # mkdssp's conversion fails on it ("inconsistent residue type"): the PDB route reports that.
-    "water numbered like a protein residue": lambda lines: lines + [
-        f"HETATM 9999  O   HOH {lines[first_atom(lines)][21:26]}      90.000  90.000  90.000  1.00  0.00           O"
-    ],
 }
 
 
@@ -219,6 +223,21 @@ def test_hydrogens_are_left_out():
     heavy = [line for line in lines if line.startswith("ATOM") and line[76:78].strip() != "H"]
     assert len(atom_rows) == len(heavy) < sum(line.startswith("ATOM") for line in lines)
     assert {row[2] for row in atom_rows} == {"C", "N", "O", "S"}
+
+
+@needs_mkdssp
+@pytest.mark.parametrize("example", ["1BD2.pdb.gz", "4E43.pdb"])
+def test_waters_change_no_residue_line_of_the_pdb_copy(example, tmp_path):
+    # The PDB copy leaves waters out (mkdssp's conversion can run away on them); the reference's copy kept them.
+    text = read_first_model_text(REPO_ROOT / "examples" / example)
+    copy = dssp_input_text(text)
+    assert "\nCRYST1" in text and any(map(is_water, text.split("\n")))
+    assert not any(map(is_water, copy.split("\n")))
+    # The reference's copy: the same, waters where the file has them.
+    with_waters = "\n".join([HEADER_LINE, *(line for line in text.split("\n") if not line.startswith("HEADER"))])
+    (tmp_path / "with.pdb").write_text(with_waters)
+    (tmp_path / "without.pdb").write_text(copy)
+    assert residue_lines(tmp_path / "with.pdb") == residue_lines(tmp_path / "without.pdb")
 
 
 def test_waters_are_left_out():
