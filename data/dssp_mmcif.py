@@ -61,6 +61,13 @@ def dssp_mmcif_text(pdb_text: str) -> str | None:
 
     `pdb_text` is the first model only (as `read_first_model_text` gives it).
     """
+    plain = plain_residues_and_atoms(pdb_text)
+    return None if plain is None else mmcif_text(*plain)
+
+
+def plain_residues_and_atoms(pdb_text: str) -> tuple[list[tuple[str, int, str, str]], list[tuple]] | None:
+    """Residues (chain, number, insertion code, name) and the atoms DSSP reads (residue index, name, element,
+    the 5 numbers, residue name), in file order; None for input this module does not cover."""
     chains: list[str] = []
     residues: list[tuple[str, int, str, str]] = []  # (chain, number, insertion code, name) in file order
     atoms: list[tuple[int, str, str, str, str]] = []  # (residue, name, element, 5 numbers, residue name)
@@ -121,9 +128,12 @@ def dssp_mmcif_text(pdb_text: str) -> str | None:
         # DSSP finds backbone atoms by name and skips other hydrogens: leaving those out shortens its scans.
         if element != "H" or name in BACKBONE_ATOMS:
             atoms.append((len(residues) - 1, name, element, numbers, residue_name))
-    if not atoms:
-        return None
+    return (residues, atoms) if atoms else None
 
+
+def mmcif_text(residues: list[tuple[str, int, str, str]], atoms: list[tuple]) -> str:
+    """`pdbx_poly_seq_scheme` and `atom_site` as mkdssp's PDB conversion fills them for these residues."""
+    chains = list(dict.fromkeys(chain for chain, *_ in residues))
     chain_index = {chain: k for k, chain in enumerate(chains)}
     asym_ids = [label_asym_id(k) for k in range(len(chains))]
     seq_ids, previous_chain = [], None
