@@ -13,6 +13,12 @@ import numpy as np
 from Bio.PDB import PDBParser
 
 COORDINATE_RECORDS = ("ATOM  ", "HETATM")
+# Records among the atoms whose numbers Biopython parses (column ranges as it reads them).
+BIOPYTHON_NUMBER_RECORDS = {
+    "ANISOU": ((28, 35), (35, 42), (43, 49), (49, 56), (56, 63), (63, 70)),
+    "SIGUIJ": ((28, 35), (35, 42), (42, 49), (49, 56), (56, 63), (63, 70)),
+    "SIGATM": ((30, 38), (38, 46), (46, 54), (54, 60), (60, 66)),
+}
 
 
 class UnscorableComplex(ValueError):
@@ -76,8 +82,16 @@ def require_coordinates(pdb_text: str) -> None:
 
 
 def parse_structure(pdb_text: str) -> ComplexStructure:
-    """Parse first-model PDB text with Biopython (the reference parser) and flatten it into arrays."""
+    """Parse first-model PDB text into arrays as Biopython's PDBParser (the reference parser) reads it.
+
+    Text without the irregularities Biopython resolves in its own ways (see `read_regular_atoms`) is read
+    directly, ~10x faster; everything else goes through Biopython itself.
+    """
     require_coordinates(pdb_text)
+    return read_regular_atoms(pdb_text) or parse_with_biopython(pdb_text)
+
+
+def parse_with_biopython(pdb_text: str) -> ComplexStructure:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -121,6 +135,108 @@ def parse_structure(pdb_text: str) -> ComplexStructure:
         residue_ca=np.asarray(ca_index, dtype=np.int64),
         residue_atoms=np.asarray(bounds, dtype=np.int64).reshape(-1, 2),
     )
+
+
+def read_regular_atoms(pdb_text: str) -> ComplexStructure | None:
+    """The structure Biopython's PDBParser builds, read directly; None for text that needs its special rules.
+
+    Follows PDBParser's reading: coordinates start at the first ATOM/HETATM/MODEL record and stop at an
+    `END   ` or CONECT record; a residue is (chain, hetero flag, number, insertion code) with hetero flag
+    ' ', 'W' (HOH/WAT) or 'H_' + name; chains keep the order they first appear in, and a chain that comes back
+    continues where it left off. Left to Biopython: alternate locations, a residue in pieces or renamed, an
+    atom name twice in a residue or with inner spaces, unreadable ANISOU/SIGUIJ/SIGATM numbers, MODEL
+    records, anything it would fail to read.
+    """
+    lines = pdb_text.split("\n")
+    first = next((k for k, line in enumerate(lines) if line[:6] in ("ATOM  ", "HETATM", "MODEL ")), None)
+    if first is None:
+        return None
+    chains: dict[str, int] = {}
+    residue_keys: list[tuple] = []
+    residue_names: list[str] = []
+    residue_chain_order: list[int] = []
+    residue_ca_offset: list[int] = []
+    atom_residue, initials, coordinates = [], [], []
+    seen: set[tuple] = set()
+    names_in_residue: set[str] = set()
+    for line in lines[first:]:
+        record = line[:6]
+        if record in ("END   ", "CONECT"):
+            break
+        if record != "ATOM  " and record != "HETATM":
+            if record in ("MODEL ", "ENDMDL") or (record in BIOPYTHON_NUMBER_RECORDS and not numbers_read(line)):
+                return None
+            continue
+        try:
+            name_parts = line[12:16].split()
+            residue_name = line[17:20].strip()
+            number = int(line[22:26].split()[0])
+            key = (line[21], water_or_hetero(residue_name) if record == "HETATM" else " ", number, line[26])
+            xyz = (float(line[30:38]), float(line[38:46]), float(line[46:54]))
+        except (ValueError, IndexError):
+            return None  # Biopython's own message says what is wrong
+        if len(name_parts) != 1 or line[16] != " ":
+            return None
+        if not residue_keys or residue_keys[-1] != key or residue_names[-1] != residue_name:
+            if key in seen:
+                return None  # a residue in pieces, or renamed
+            seen.add(key)
+            residue_keys.append(key)
+            residue_names.append(residue_name)
+            residue_chain_order.append(chains.setdefault(key[0], len(chains)))
+            residue_ca_offset.append(-1)
+            names_in_residue = set()
+        name = name_parts[0]
+        if name in names_in_residue:
+            return None  # an atom name twice in a residue
+        if name == "CA":
+            residue_ca_offset[-1] = len(names_in_residue)
+        names_in_residue.add(name)
+        atom_residue.append(len(residue_keys) - 1)
+        initials.append(name[0])
+        coordinates.append(xyz)
+    if not coordinates:
+        return None
+
+    # Biopython's order: chain by chain (first appearance), residues and atoms as they came.
+    residue_order = np.argsort(np.asarray(residue_chain_order), kind="stable")
+    atom_residue = np.asarray(atom_residue)
+    rank = np.empty_like(residue_order)
+    rank[residue_order] = np.arange(len(residue_order))
+    atom_order = np.argsort(rank[atom_residue], kind="stable")
+    sizes = np.bincount(atom_residue, minlength=len(residue_keys))[residue_order]
+    stops = np.cumsum(sizes)
+    starts = stops - sizes
+    ca_offset = np.asarray(residue_ca_offset, dtype=np.int64)[residue_order]
+    residue_ca = np.where(ca_offset >= 0, starts + ca_offset, -1)
+    keys = [residue_keys[k] for k in residue_order]
+    return ComplexStructure(
+        pdb_text=pdb_text,
+        atom_xyz=np.asarray(coordinates, dtype=np.float64)[atom_order].astype(np.float32),
+        atom_name_initial=np.asarray(initials, dtype="U1")[atom_order],
+        residue_chain=np.asarray([key[0] for key in keys], dtype=object),
+        residue_hetero=np.asarray([key[1] for key in keys], dtype=object),
+        residue_seq=np.asarray([key[2] for key in keys], dtype=np.int64),
+        residue_icode=np.asarray([key[3] for key in keys], dtype=object),
+        residue_name=np.asarray([residue_names[k] for k in residue_order], dtype=object),
+        residue_ca=residue_ca,
+        residue_atoms=np.column_stack([starts, stops]).astype(np.int64).reshape(-1, 2),
+    )
+
+
+def numbers_read(line: str) -> bool:
+    """Whether Biopython reads the numbers of an ANISOU/SIGUIJ/SIGATM record (it fails on the file if not)."""
+    try:
+        for start, stop in BIOPYTHON_NUMBER_RECORDS[line[:6]]:
+            float(line[start:stop])
+    except ValueError:
+        return False
+    return True
+
+
+def water_or_hetero(residue_name: str) -> str:
+    """Biopython's hetero flag of a HETATM residue."""
+    return "W" if residue_name in ("HOH", "WAT") else "H_" + residue_name
 
 
 def read_structure(path: str | os.PathLike) -> ComplexStructure:
