@@ -18,16 +18,22 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from Bio.Data.PDBData import residue_sasa_scales
+from Bio.PDB.kdtrees import KDTree
 
 from data.dssp_mmcif import dssp_mmcif_text, is_water
-from data.structure import UnscorableComplex
+from data.structure import ComplexStructure, UnscorableComplex
 
 MKDSSP = os.environ.get("TOPOQA_MKDSSP", "mkdssp")
 DSSP_TIMEOUT_SECONDS = 600
 HEADER_LINE = "HEADER    TOPOQA INPUT"
 CRYST1_LINE = "CRYST1    1.000    1.000    1.000  90.00  90.00  90.00 P 1           1"
 RECORDS_AFTER_CRYST1 = ("ORIGX", "SCALE", "MTRIX", "MODEL", "ATOM", "HETATM", "TER")
+# DSSP's accessibility of an atom sees the atoms whose water-inflated spheres overlap its own: at most
+# 2 * (1.87 A, its largest radius, CA + 1.4 A water) = 6.54 A away. Side chains are kept up to 8 A.
+ACCESSIBILITY_REACH = 8.0
+KDTREE_BUCKET_SIZE = 10
 # Biopython's default relative-accessibility scale (Sander & Rost 1994).
 MAX_ACCESSIBILITY = residue_sasa_scales["Sander"]
 
@@ -60,6 +66,29 @@ def dssp_input_text(pdb_text: str) -> str:
         )
         lines.insert(after_header, CRYST1_LINE)
     return "\n".join([HEADER_LINE, *lines])
+
+
+def residues_within_reach(structure: ComplexStructure, residues: np.ndarray) -> set[tuple[str, int, str]]:
+    """(chain, number, insertion code) of `residues` and of every residue with an atom within
+    ACCESSIBILITY_REACH of one of theirs: the residues whose side chains can change their accessibility.
+
+    Decided residue by residue from enclosing balls (centre: the mean of its atoms), so a few more are kept.
+    """
+    starts, stops = structure.residue_atoms[:, 0], structure.residue_atoms[:, 1]
+    centres = np.add.reduceat(structure.atom_xyz.astype(np.float64), starts) / (stops - starts)[:, None]
+    offsets = structure.atom_xyz - np.repeat(centres, stops - starts, axis=0)
+    radii = np.maximum.reduceat(np.sqrt(np.einsum("ij,ij->i", offsets, offsets)), starts)
+    tree = KDTree(np.ascontiguousarray(centres), KDTREE_BUCKET_SIZE)
+    search = ACCESSIBILITY_REACH + radii.max()
+    kept = set(residues.tolist())
+    for residue in residues:
+        near = np.fromiter((point.index for point in tree.search(centres[residue], search + radii[residue])),
+                           dtype=np.int64)
+        distances = np.linalg.norm(centres[near] - centres[residue], axis=1)
+        kept.update(near[distances <= ACCESSIBILITY_REACH + radii[residue] + radii[near]].tolist())
+    return {
+        (structure.residue_chain[r], int(structure.residue_seq[r]), structure.residue_icode[r]) for r in kept
+    }
 
 
 def parse_dssp_output(text: str) -> list[DsspResidue]:
@@ -121,7 +150,9 @@ def stop_running_dssp() -> None:
 class DsspRun:
     """mkdssp on a temporary copy, started in the background; `result()` waits and parses."""
 
-    def __init__(self, pdb_text: str):
+    def __init__(self, pdb_text: str, whole_residues: set[tuple[str, int, str]] | None = None):
+        """`whole_residues`: see `dssp_mmcif_text` (the residues whose accessibility is read, and their
+        surroundings); all residues stay whole when None or when the input takes the PDB route."""
         self._process = None
         self._folder = None
         if not mkdssp_available():
@@ -130,7 +161,7 @@ class DsspRun:
         _running.add(self)
         self._output = Path(self._folder) / "output.dssp"
         self._errors = Path(self._folder) / "errors.txt"
-        mmcif_text = dssp_mmcif_text(pdb_text)
+        mmcif_text = dssp_mmcif_text(pdb_text, whole_residues)
         if mmcif_text is not None:
             source = Path(self._folder) / "input.cif"
             source.write_text(mmcif_text)

@@ -56,13 +56,21 @@ def label_asym_id(index: int) -> str:
     return letters
 
 
-def dssp_mmcif_text(pdb_text: str) -> str | None:
+def dssp_mmcif_text(pdb_text: str, whole_residues: set[tuple[str, int, str]] | None = None) -> str | None:
     """The minimal mmCIF for mkdssp, or None when the PDB text is not in the plain form this covers.
 
-    `pdb_text` is the first model only (as `read_first_model_text` gives it).
+    `pdb_text` is the first model only (as `read_first_model_text` gives it). With `whole_residues` (chain,
+    number, insertion code), other residues keep only their backbone (N, CA, C, O): all DSSP needs for their
+    hydrogen bonds, secondary structure and angles. Only their own accessibility changes, and that of
+    residues within reach of their side chains, which the caller includes in `whole_residues`.
     """
     plain = plain_residues_and_atoms(pdb_text)
-    return None if plain is None else mmcif_text(*plain)
+    if plain is None:
+        return None
+    residues, atoms = plain
+    if whole_residues is not None:
+        atoms = [atom for atom in atoms if atom[1] in BACKBONE_ATOMS or residues[atom[0]][:3] in whole_residues]
+    return mmcif_text(residues, atoms)
 
 
 def plain_residues_and_atoms(pdb_text: str) -> tuple[list[tuple[str, int, str, str]], list[tuple]] | None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from data.dssp import DsspRun
+from data.dssp import DsspRun, residues_within_reach
 from data.edges import GEOMETRIES, GEOMETRY_XYY, decimal_ca_coordinates, edge_features
 from data.graph_arrays import GRAPH_FORMAT_VERSION, GraphArrays
 from data.graph_cache import CACHE_ENV, GraphCache, cache_key, default_cache_dir, featurisation_fingerprint
@@ -95,10 +95,12 @@ def featurize_stages(
         raise ValueError(f"unknown geometry {geometry!r}; expected one of {', '.join(GEOMETRIES)}")
     text = read_first_model_text(path)
     require_coordinates(text)
-    dssp = DsspRun(text)  # mkdssp runs in the background from here on, while we parse and compute the topology
+    structure = parse_structure(text)
+    interface = interface_residues(structure)
+    # mkdssp runs in the background from here on, while we compute the topology. Only the interface residues'
+    # accessibility is read: residues out of reach of them go to mkdssp as backbone only (~20% faster).
+    dssp = DsspRun(text, residues_within_reach(structure, interface))
     try:
-        structure = parse_structure(text)
-        interface = interface_residues(structure)
         ids = interface_ids(structure, interface)
         ca = structure.atom_xyz[structure.residue_ca[interface]]
         topology = topology_table(structure.atom_xyz, structure.atom_name_initial, ca, workers)

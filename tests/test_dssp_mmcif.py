@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from data.dssp import HEADER_LINE, MKDSSP, dssp_input_text, mkdssp_available
+from data.dssp import HEADER_LINE, MKDSSP, dssp_input_text, mkdssp_available, parse_dssp_output, residues_within_reach
 from data.dssp_mmcif import dssp_mmcif_text, is_water
-from data.structure import read_first_model_text
+from data.interface import interface_residues
+from data.structure import parse_structure, read_first_model_text
 from tests.conftest import REPO_ROOT, need_reference
 
 needs_mkdssp = pytest.mark.skipif(not mkdssp_available(), reason="mkdssp not installed (scripts/setup.sh installs it)")
@@ -246,3 +247,42 @@ def test_waters_are_left_out():
     atom_rows = [row for row in text.split("\n") if row.startswith("ATOM ")]
     assert len(atom_rows) == sum(line.startswith("ATOM") for line in lines) > 0
     assert "HOH" not in text
+
+
+def side_chain_free_cases() -> list:
+    goldens = [pytest.param(("golden", name), id=name) for name in ("1A2K_r_l_b_model", "dove_correct")]
+    return goldens + [pytest.param(("example", name), id=name) for name in ("1BD2.pdb.gz", "4E43.pdb")]
+
+
+@needs_mkdssp
+@pytest.mark.parametrize("case", side_chain_free_cases())
+def test_side_chains_out_of_reach_change_nothing_that_is_read(case, tmp_path):
+    # Residues out of reach of the interface go to mkdssp as backbone only. Every residue's secondary
+    # structure and angles (phi/psi are scaled over all residues) and the interface residues' accessibility
+    # must be those of the whole copy.
+    kind, name = case
+    if kind == "golden":
+        text = read_first_model_text(need_reference("golden", name, "input.pdb"))
+    else:
+        text = plain_form(read_first_model_text(REPO_ROOT / "examples" / name), keep_waters=False)
+    structure = parse_structure(text)
+    interface = interface_residues(structure)
+    whole = residues_within_reach(structure, interface)
+    runs = {}
+    for label, keep in (("whole", None), ("backbone out of reach", whole)):
+        copy = tmp_path / f"{label}.cif"
+        copy.write_text(dssp_mmcif_text(text, keep))
+        output = copy.with_suffix(".dssp")
+        subprocess.run([MKDSSP, "--output-format=dssp", str(copy), str(output)], check=True, capture_output=True)
+        runs[label] = (parse_dssp_output(output.read_text()), copy.read_text().count("\nATOM "))
+    (full, full_atoms), (cut, cut_atoms) = runs["whole"], runs["backbone out of reach"]
+    assert cut_atoms < full_atoms and len(whole) < len(structure.residue_chain)
+    assert [(r.chain, r.seq, r.icode, r.secondary_structure, r.phi, r.psi) for r in cut] == [
+        (r.chain, r.seq, r.icode, r.secondary_structure, r.phi, r.psi) for r in full
+    ]
+    keys = {(structure.residue_chain[r], int(structure.residue_seq[r]), structure.residue_icode[r]) for r in interface}
+    read = [(r.chain, r.seq, r.icode, r.accessibility) for r in full if (r.chain, r.seq, r.icode) in keys]
+    assert len(read) == len(interface)
+    assert [(r.chain, r.seq, r.icode, r.accessibility) for r in cut if (r.chain, r.seq, r.icode) in keys] == read
+    # Out of reach, accessibility does change: the check above can fail.
+    assert [r.accessibility for r in cut] != [r.accessibility for r in full]
