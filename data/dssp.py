@@ -23,6 +23,7 @@ from Bio.Data.PDBData import residue_sasa_scales
 from Bio.PDB.kdtrees import KDTree
 
 from data.dssp_mmcif import dssp_mmcif_text, is_water
+from data.interface import KDTREE_BUCKET_SIZE
 from data.structure import ComplexStructure, UnscorableComplex
 
 MKDSSP = os.environ.get("TOPOQA_MKDSSP", "mkdssp")
@@ -33,7 +34,6 @@ RECORDS_AFTER_CRYST1 = ("ORIGX", "SCALE", "MTRIX", "MODEL", "ATOM", "HETATM", "T
 # DSSP's accessibility of an atom sees the atoms whose water-inflated spheres overlap its own: at most
 # 2 * (1.87 A, its largest radius, CA + 1.4 A water) = 6.54 A away. Side chains are kept up to 8 A.
 ACCESSIBILITY_REACH = 8.0
-KDTREE_BUCKET_SIZE = 10
 # Biopython's default relative-accessibility scale (Sander & Rost 1994).
 MAX_ACCESSIBILITY = residue_sasa_scales["Sander"]
 
