@@ -21,6 +21,26 @@ FIELDS = (
     "atom_xyz", "atom_name_initial", "residue_chain", "residue_hetero", "residue_seq", "residue_icode",
     "residue_name", "residue_ca", "residue_atoms",
 )
+REGULAR_CASES = (
+    "chain comes back after another",
+    "waters in a chain of their own and inside a protein chain",
+    "ligand and hydrogens",
+    "padded END stops the reading",
+    "unpadded END does not",
+    "CONECT stops the reading",
+    "records and blank lines between atoms",
+    "insertion codes, blank chain id, segment id, no element column",
+)
+IRREGULAR_CASES = (
+    "alternate location",
+    "atom name twice in a residue",
+    "residue in pieces",
+    "residue renamed under the same number",
+    "atom name with an inner space",
+    "residue number missing",
+    "coordinate not a number",
+    "anisotropic B factor not a number",
+)
 
 
 def assert_same_structure(ours, biopython) -> None:
@@ -97,19 +117,7 @@ def edited(lines: list[str], case: str) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "chain comes back after another",
-        "waters in a chain of their own and inside a protein chain",
-        "ligand and hydrogens",
-        "padded END stops the reading",
-        "unpadded END does not",
-        "CONECT stops the reading",
-        "records and blank lines between atoms",
-        "insertion codes, blank chain id, segment id, no element column",
-    ],
-)
+@pytest.mark.parametrize("case", REGULAR_CASES)
 def test_regular_variants_are_read_directly_and_identically(example_lines, case):
     text = "\n".join(edited(example_lines, case))
     ours = read_regular_atoms(text)
@@ -142,19 +150,7 @@ def irregular(lines: list[str], case: str) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "alternate location",
-        "atom name twice in a residue",
-        "residue in pieces",
-        "residue renamed under the same number",
-        "atom name with an inner space",
-        "residue number missing",
-        "coordinate not a number",
-        "anisotropic B factor not a number",
-    ],
-)
+@pytest.mark.parametrize("case", IRREGULAR_CASES)
 def test_irregular_text_is_left_to_biopython(example_lines, case):
     text = "\n".join(irregular(example_lines, case))
     assert read_regular_atoms(text) is None
