@@ -88,7 +88,7 @@ def featurize_stages(
 ) -> FeatureStages:
     """Featurise one complex and keep every stage. Raises UnscorableComplex for input that cannot be scored.
 
-    `workers` processes share the alpha complexes (default: the CPUs available); mkdssp always runs alongside.
+    `workers` processes share the alpha complexes (default: the CPUs available but one); mkdssp runs alongside.
     """
     workers = default_workers() if workers is None else workers
     if geometry not in GEOMETRIES:
@@ -208,7 +208,8 @@ class FeaturizeJobs:
     Workers are forked (where available) and never import torch; when the caller had imported it already,
     they keep away from its OpenMP threads. Files go out largest first, so that the long complexes start early
     and the short ones fill in at the end; results come back in input order. In one process (`jobs` 1, not
-    `background`), each complex's alpha complexes are spread over `workers` processes (default: the CPUs).
+    `background`), each complex's alpha complexes are spread over `workers` processes (default: the CPUs
+    available but one, left to mkdssp).
 
     A `background` caller keeps a CPU busy itself until it asks for the results, so until then one complex fewer
     runs at a time (measured on 2 cores: sharing them three ways costs ~10% more CPU time and delays the caller).
@@ -332,7 +333,7 @@ def featurize_many(
     """Featurise many files, results in input order. Never raises for bad input.
 
     `jobs` > 1 uses a process pool over complexes. With one job, each complex's alpha complexes are spread over
-    `workers` processes (default: the CPUs available).
+    `workers` processes (default: the CPUs available but one, left to mkdssp).
     """
     return FeaturizeJobs(paths, geometry=geometry, jobs=jobs, cache_dir=cache_dir, workers=workers).results(progress)
 

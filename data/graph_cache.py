@@ -14,6 +14,7 @@ import os
 import subprocess
 import zipfile
 from functools import lru_cache
+from importlib.metadata import version
 from pathlib import Path
 
 import Bio
@@ -29,7 +30,8 @@ CACHE_ENV = "TOPOQA_CACHE_DIR"
 # Part of every key: a new layout (v1 held torch-saved `.pt` graphs) never reads entries of an old one.
 CACHE_LAYOUT = "npz-2"
 FEATURISATION_MODULES = (
-    "structure", "interface", "topology", "dssp", "dssp_mmcif", "node_features", "edges", "featurize", "graph_arrays",
+    "structure", "interface", "topology", "alpha_complex", "dssp", "dssp_mmcif", "node_features", "edges", "featurize",
+    "graph_arrays",
 )
 
 
@@ -53,7 +55,8 @@ def featurisation_fingerprint() -> str:
         dssp_version = subprocess.run([MKDSSP, "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
         dssp_version = "mkdssp unavailable"
-    digest.update(f"gudhi {gudhi.__version__} biopython {Bio.__version__} {dssp_version.strip()}".encode())
+    tools = f"gudhi {gudhi.__version__} numba {version('numba')} biopython {Bio.__version__} {dssp_version.strip()}"
+    digest.update(tools.encode())
     return digest.hexdigest()
 
 

@@ -20,10 +20,14 @@ if [[ ! -f "$stamp" ]]; then
   echo "setup: installing $requirements into $venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
-  "$venv/bin/python" -c "import torch, torch_geometric, accelerate, gudhi, Bio" \
+  "$venv/bin/python" -c "import torch, torch_geometric, accelerate, gudhi, numba, Bio" \
     || { echo "setup: package installation failed (see pip output above)" >&2; exit 1; }
   touch "$stamp"
 fi
+
+# The alpha-complex code is compiled by numba on first use (~20 s) and cached beside its source; do it now,
+# once, rather than in the first featurisation (a no-op when the cache is current).
+"$venv/bin/python" -c "from data.alpha_complex import compile_ahead; compile_ahead()"
 
 if ! command -v mkdssp >/dev/null 2>&1; then
   echo "setup: mkdssp not found; installing Debian's dssp package"

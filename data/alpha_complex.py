@@ -1,0 +1,545 @@
+"""Dimension-1 persistence of the alpha complex of a small 3D point cloud, compiled with numba.
+
+The same bars as GUDHI's `AlphaComplex` (squared radii), without its simplex tree: most of GUDHI's time goes
+into inserting ~1,000 simplices per cloud into that tree, not into the geometry.
+
+- Filtration (GUDHI's alpha values): a tetrahedron gets its squared circumradius; a triangle or an edge gets its
+  own smallest-sphere radius if no coface's opposite vertex lies strictly inside that sphere (it is Gabriel),
+  and otherwise the smallest value of its cofaces. GUDHI takes the minimum only from the first attaching
+  coface on, in its own visiting order; the results are the same, because the coface with the smallest value
+  is always an attaching one (its circumcentre is the point of the dual Voronoi cell nearest the face's own).
+- Persistence: edges in filtration order through a union-find (those that join two components are H0 deaths),
+  then the triangles' boundary columns reduced over Z/2, restricted to the other edges' rows (the youngest
+  edge of a cycle never joins two components, so nothing is lost). Alpha complexes in R^3 have no torsion:
+  GUDHI's Z/11 gives the same bars. Ties are broken edges first; the diagram does not depend on the rest.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+# A tetrahedron or triangle flatter than this (volume or area against its longest edge) makes the circumradius
+# ill-conditioned: the caller computes such a cloud with GUDHI's exact predicates instead.
+DEGENERACY_TOLERANCE = 1e-9
+
+
+@nb.njit(cache=True)
+def _highest_bit(word) -> int:
+    bit = 0
+    for shift in (32, 16, 8, 4, 2, 1):
+        if word >> np.uint64(shift):
+            word >>= np.uint64(shift)
+            bit += shift
+    return bit
+
+
+@nb.njit(cache=True)
+def _lowest_row(column) -> int:
+    """Index of the highest set bit (the youngest edge) of a bitset column, or -1 for an empty one."""
+    for word in range(column.shape[0] - 1, -1, -1):
+        if column[word] != 0:
+            return word * 64 + _highest_bit(column[word])
+    return -1
+
+
+@nb.njit(cache=True)
+def _tetrahedron_value(points, a, b, c, d) -> float:
+    """Squared circumradius, or -1 for a tetrahedron too flat to trust."""
+    u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
+    v0, v1, v2 = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
+    w0, w1, w2 = points[d, 0] - points[a, 0], points[d, 1] - points[a, 1], points[d, 2] - points[a, 2]
+    vw0, vw1, vw2 = v1 * w2 - v2 * w1, v2 * w0 - v0 * w2, v0 * w1 - v1 * w0
+    wu0, wu1, wu2 = w1 * u2 - w2 * u1, w2 * u0 - w0 * u2, w0 * u1 - w1 * u0
+    uv0, uv1, uv2 = u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0
+    det = u0 * vw0 + u1 * vw1 + u2 * vw2
+    uu, vv, ww = u0 * u0 + u1 * u1 + u2 * u2, v0 * v0 + v1 * v1 + v2 * v2, w0 * w0 + w1 * w1 + w2 * w2
+    longest = max(uu, vv, ww)
+    if abs(det) <= DEGENERACY_TOLERANCE * longest * np.sqrt(longest):
+        return -1.0
+    scale = 0.5 / det
+    o0 = (uu * vw0 + vv * wu0 + ww * uv0) * scale
+    o1 = (uu * vw1 + vv * wu1 + ww * uv1) * scale
+    o2 = (uu * vw2 + vv * wu2 + ww * uv2) * scale
+    return o0 * o0 + o1 * o1 + o2 * o2
+
+
+@nb.njit(cache=True)
+def _triangle_value(points, a, b, c, opposite, coface_value) -> float:
+    """Alpha value of triangle abc from its (up to two) cofaces: -1 opposite vertex for none; -1 if too flat."""
+    u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
+    v0, v1, v2 = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
+    w0, w1, w2 = u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0
+    area2 = w0 * w0 + w1 * w1 + w2 * w2
+    uu, vv = u0 * u0 + u1 * u1 + u2 * u2, v0 * v0 + v1 * v1 + v2 * v2
+    if area2 <= (DEGENERACY_TOLERANCE * max(uu, vv)) ** 2:
+        return -1.0
+    vw0, vw1, vw2 = v1 * w2 - v2 * w1, v2 * w0 - v0 * w2, v0 * w1 - v1 * w0
+    wu0, wu1, wu2 = w1 * u2 - w2 * u1, w2 * u0 - w0 * u2, w0 * u1 - w1 * u0
+    scale = 0.5 / area2
+    c0, c1, c2 = (uu * vw0 + vv * wu0) * scale, (uu * vw1 + vv * wu1) * scale, (uu * vw2 + vv * wu2) * scale
+    radius2 = c0 * c0 + c1 * c1 + c2 * c2
+    attached = False
+    smallest = np.inf
+    for k in range(2):
+        p = opposite[k]
+        if p < 0:
+            continue
+        d0 = points[p, 0] - points[a, 0] - c0
+        d1 = points[p, 1] - points[a, 1] - c1
+        d2 = points[p, 2] - points[a, 2] - c2
+        attached |= d0 * d0 + d1 * d1 + d2 * d2 < radius2
+        smallest = min(smallest, coface_value[k])
+    return smallest if attached else radius2
+
+
+@nb.njit(cache=True)
+def _root(parent, node) -> int:
+    while parent[node] != node:
+        parent[node] = parent[parent[node]]
+        node = parent[node]
+    return node
+
+
+@nb.njit(cache=True)
+def _h1_pairs(vertex_count, edges, edge_values, triangle_edges, triangle_values, triangle_sides, cell_count):
+    """(birth, death) of every dimension-1 bar with death > birth.
+
+    Triangles that create a void (their two sides, tetrahedra or the outside, still apart in the complement) are
+    found first by a union-find over the complement in reverse order, as Alexander duality allows: their
+    columns would reduce to zero, the most expensive reductions, so only the others are reduced.
+    """
+    parent = np.arange(vertex_count)
+    row_of_edge = np.full(edges.shape[0], -1)
+    edge_of_row = np.empty(edges.shape[0], np.int64)
+    rows = 0
+    for e in np.argsort(edge_values):
+        a, b = _root(parent, edges[e, 0]), _root(parent, edges[e, 1])
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+        else:
+            row_of_edge[e] = rows
+            edge_of_row[rows] = e
+            rows += 1
+    bars = np.empty((rows, 2))
+    if rows == 0:
+        return bars
+    words = (rows + 63) // 64
+    reduced = np.zeros((rows, words), np.uint64)
+    column_of_low = np.full(rows, -1)
+    column = np.empty(words, np.uint64)
+    order = np.argsort(triangle_values)
+    complement = np.arange(cell_count + 1)  # the last node is the outside
+    kills_a_cycle = np.zeros(len(order), np.bool_)
+    for t in order[::-1]:
+        a, b = _root(complement, triangle_sides[t, 0]), _root(complement, triangle_sides[t, 1])
+        kills_a_cycle[t] = a == b
+        complement[max(a, b)] = min(a, b)
+    pairs = 0
+    count = 0
+    for t in order:
+        if not kills_a_cycle[t]:
+            continue
+        column[:] = 0
+        for k in range(3):
+            row = row_of_edge[triangle_edges[t, k]]
+            if row >= 0:
+                column[row >> 6] ^= np.uint64(1) << np.uint64(row & 63)
+        low = _lowest_row(column)
+        while low >= 0 and column_of_low[low] >= 0:
+            column ^= reduced[column_of_low[low]]
+            low = _lowest_row(column)
+        if low >= 0:
+            column_of_low[low] = pairs
+            reduced[pairs] = column
+            pairs += 1
+            birth, death = edge_values[edge_of_row[low]], triangle_values[t]
+            if death > birth:
+                bars[count, 0] = birth
+                bars[count, 1] = death
+                count += 1
+    return bars[:count]
+
+
+@nb.njit(cache=True)
+def h1_bars_of_triangulation(points, tetrahedra, neighbors):
+    """Dimension-1 bars (birth, death) of the alpha filtration of a Delaunay triangulation of `points` in R^3.
+
+    `tetrahedra` [T, 4] vertex indices; `neighbors` [T, 4] the tetrahedron across the face opposite each vertex
+    (-1 on the hull), as scipy's `Delaunay` gives them. For three points, one triangle [[0, 1, 2]] and no
+    neighbours. Returns the bars and True, or an empty array and False where a simplex is too flat to compute
+    reliably (the caller then asks GUDHI).
+    """
+    n = points.shape[0]
+    count, size = tetrahedra.shape
+    tet_values = np.empty(count)
+    if size == 4:
+        for t in range(count):
+            a, b, c, d = tetrahedra[t]
+            tet_values[t] = _tetrahedron_value(points, a, b, c, d)
+            if tet_values[t] < 0:
+                return np.empty((0, 2)), False
+        triangles = np.empty((4 * count, 3), np.int64)
+    else:
+        triangles = tetrahedra
+    triangle_values = np.empty(triangles.shape[0])
+    triangle_sides = np.full((triangles.shape[0], 2), count if size == 4 else 0)
+    opposite = np.full(2, -1)
+    coface_value = np.full(2, np.inf)
+    f = 0
+    if size == 4:
+        for t in range(count):
+            for k in range(4):
+                other = neighbors[t, k]
+                if 0 <= other < t:
+                    continue  # listed from the other side
+                j = 0
+                for m in range(4):
+                    if m != k:
+                        triangles[f, j] = tetrahedra[t, m]
+                        j += 1
+                opposite[0], coface_value[0] = tetrahedra[t, k], tet_values[t]
+                opposite[1], coface_value[1] = -1, np.inf
+                triangle_sides[f, 0] = t
+                if other >= 0:
+                    triangle_sides[f, 1] = other
+                    for m in range(4):
+                        if neighbors[other, m] == t:
+                            opposite[1], coface_value[1] = tetrahedra[other, m], tet_values[other]
+                triangle_values[f] = _triangle_value(
+                    points, triangles[f, 0], triangles[f, 1], triangles[f, 2], opposite, coface_value
+                )
+                if triangle_values[f] < 0:
+                    return np.empty((0, 2)), False
+                f += 1
+    else:
+        for f in range(count):
+            triangle_values[f] = _triangle_value(points, triangles[f, 0], triangles[f, 1], triangles[f, 2],
+                                                 opposite, coface_value)
+            if triangle_values[f] < 0:
+                return np.empty((0, 2)), False
+        f = count
+    triangles, triangle_values, triangle_sides = triangles[:f], triangle_values[:f], triangle_sides[:f]
+
+    # Edges: numbered on first sight through an n x n table; their alpha value from the triangles around them.
+    edge_id = np.full(n * n, -1)
+    edges = np.empty((3 * f, 2), np.int64)
+    triangle_edges = np.empty((f, 3), np.int64)
+    smallest = np.empty(3 * f)
+    attached = np.zeros(3 * f, np.bool_)
+    edge_count = 0
+    for t in range(f):
+        for k in range(3):
+            a, b = triangles[t, (k + 1) % 3], triangles[t, (k + 2) % 3]
+            a, b = min(a, b), max(a, b)
+            e = edge_id[a * n + b]
+            if e < 0:
+                e = edge_id[a * n + b] = edge_count
+                edges[e, 0], edges[e, 1] = a, b
+                smallest[e] = np.inf
+                edge_count += 1
+            triangle_edges[t, k] = e
+            smallest[e] = min(smallest[e], triangle_values[t])
+            p = triangles[t, k]
+            d0 = points[p, 0] - 0.5 * (points[a, 0] + points[b, 0])
+            d1 = points[p, 1] - 0.5 * (points[a, 1] + points[b, 1])
+            d2 = points[p, 2] - 0.5 * (points[a, 2] + points[b, 2])
+            h0, h1, h2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
+            attached[e] |= d0 * d0 + d1 * d1 + d2 * d2 < 0.25 * (h0 * h0 + h1 * h1 + h2 * h2)
+    edges = edges[:edge_count]
+    edge_values = np.empty(edge_count)
+    for e in range(edge_count):
+        a, b = edges[e, 0], edges[e, 1]
+        h0, h1, h2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
+        edge_values[e] = smallest[e] if attached[e] else 0.25 * (h0 * h0 + h1 * h1 + h2 * h2)
+    bars = _h1_pairs(n, edges, edge_values, triangle_edges, triangle_values, triangle_sides, count if size == 4 else 0)
+    return bars, True
+
+
+@nb.njit(cache=True)
+def _orientation(points, a, b, c, d) -> float:
+    """det[b - a, c - a, d - a]: positive when d lies on the side of plane abc that abc's normal points to."""
+    u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
+    v0, v1, v2 = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
+    w0, w1, w2 = points[d, 0] - points[a, 0], points[d, 1] - points[a, 1], points[d, 2] - points[a, 2]
+    return u0 * (v1 * w2 - v2 * w1) + u1 * (v2 * w0 - v0 * w2) + u2 * (v0 * w1 - v1 * w0)
+
+
+@nb.njit(cache=True)
+def _set_sphere(points, vertices, spheres, t) -> bool:
+    """Circumsphere (centre, squared radius) of finite tetrahedron t; False if it is flat or inverted."""
+    a, b, c, d = vertices[t, 0], vertices[t, 1], vertices[t, 2], vertices[t, 3]
+    u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
+    v0, v1, v2 = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
+    w0, w1, w2 = points[d, 0] - points[a, 0], points[d, 1] - points[a, 1], points[d, 2] - points[a, 2]
+    vw0, vw1, vw2 = v1 * w2 - v2 * w1, v2 * w0 - v0 * w2, v0 * w1 - v1 * w0
+    wu0, wu1, wu2 = w1 * u2 - w2 * u1, w2 * u0 - w0 * u2, w0 * u1 - w1 * u0
+    uv0, uv1, uv2 = u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0
+    det = u0 * vw0 + u1 * vw1 + u2 * vw2
+    uu, vv, ww = u0 * u0 + u1 * u1 + u2 * u2, v0 * v0 + v1 * v1 + v2 * v2, w0 * w0 + w1 * w1 + w2 * w2
+    longest = max(uu, vv, ww)
+    if det <= DEGENERACY_TOLERANCE * longest * np.sqrt(longest):
+        return False
+    scale = 0.5 / det
+    o0 = (uu * vw0 + vv * wu0 + ww * uv0) * scale
+    o1 = (uu * vw1 + vv * wu1 + ww * uv1) * scale
+    o2 = (uu * vw2 + vv * wu2 + ww * uv2) * scale
+    spheres[t, 0], spheres[t, 1], spheres[t, 2] = points[a, 0] + o0, points[a, 1] + o1, points[a, 2] + o2
+    spheres[t, 3] = o0 * o0 + o1 * o1 + o2 * o2
+    return True
+
+
+@nb.njit(cache=True)
+def _in_conflict(points, vertices, neighbors, spheres, t, p, infinite) -> bool:
+    """Whether point p destroys tetrahedron t: strictly inside its circumsphere, or, for a tetrahedron with the
+    vertex at infinity, strictly beyond its hull face (seen from the finite tetrahedron on the other side)."""
+    for k in range(4):
+        if vertices[t, k] == infinite:
+            inside = neighbors[t, k]
+            for m in range(4):
+                if neighbors[inside, m] == t:
+                    # p against the hull face, in the finite tetrahedron's own orientation: beyond it if negative
+                    a, b, c, d = vertices[inside, 0], vertices[inside, 1], vertices[inside, 2], vertices[inside, 3]
+                    if m == 0:
+                        a = p
+                    elif m == 1:
+                        b = p
+                    elif m == 2:
+                        c = p
+                    else:
+                        d = p
+                    return _orientation(points, a, b, c, d) < 0
+    d0, d1, d2 = points[p, 0] - spheres[t, 0], points[p, 1] - spheres[t, 1], points[p, 2] - spheres[t, 2]
+    return d0 * d0 + d1 * d1 + d2 * d2 < spheres[t, 3]
+
+
+@nb.njit(cache=True)
+def _locate(points, vertices, neighbors, spheres, t, p, infinite, steps) -> int:
+    """A tetrahedron in conflict with p, found by walking from t towards it; -1 if the walk gets lost."""
+    for _ in range(steps):
+        if infinite in (vertices[t, 0], vertices[t, 1], vertices[t, 2], vertices[t, 3]):
+            return t if _in_conflict(points, vertices, neighbors, spheres, t, p, infinite) else -1
+        a, b, c, d = vertices[t, 0], vertices[t, 1], vertices[t, 2], vertices[t, 3]
+        if _orientation(points, p, b, c, d) < 0:
+            t = neighbors[t, 0]
+        elif _orientation(points, a, p, c, d) < 0:
+            t = neighbors[t, 1]
+        elif _orientation(points, a, b, p, d) < 0:
+            t = neighbors[t, 2]
+        elif _orientation(points, a, b, c, p) < 0:
+            t = neighbors[t, 3]
+        else:
+            return t if _in_conflict(points, vertices, neighbors, spheres, t, p, infinite) else -1
+    return -1
+
+
+@nb.njit(cache=True)
+def delaunay_tetrahedra(points):
+    """Delaunay tetrahedralisation (Bowyer-Watson, with a symbolic vertex at infinity) of a small point cloud.
+
+    Returns (tetrahedra [T, 4], neighbors [T, 4] with -1 across the hull, True), the neighbour opposite each
+    vertex as scipy's `Delaunay` lists them; or empty arrays and False when the cloud is flat or degenerate, or
+    when floating point could not be trusted: an inverted or flat tetrahedron, a point neither inserted nor a
+    duplicate, a face whose opposite vertex is not clearly outside the other side's circumsphere (within a
+    relative 1e-9: five points cospherical, the tetrahedralisation is not unique). The caller then asks GUDHI,
+    whose predicates are exact.
+    """
+    n = points.shape[0]
+    infinite = n
+    failed = (np.empty((0, 4), np.int64), np.empty((0, 4), np.int64), False)
+    # A first tetrahedron: point 0, then the first points off it, off their line, and off their plane.
+    first = np.full(4, -1)
+    first[0] = 0
+    for q in range(1, n):
+        d0, d1, d2 = points[q, 0] - points[0, 0], points[q, 1] - points[0, 1], points[q, 2] - points[0, 2]
+        if first[1] < 0:
+            if d0 * d0 + d1 * d1 + d2 * d2 > 0:
+                first[1] = q
+        elif first[2] < 0:
+            u0, u1, u2 = (points[first[1], 0] - points[0, 0], points[first[1], 1] - points[0, 1],
+                          points[first[1], 2] - points[0, 2])
+            c0, c1, c2 = u1 * d2 - u2 * d1, u2 * d0 - u0 * d2, u0 * d1 - u1 * d0
+            if c0 * c0 + c1 * c1 + c2 * c2 > (DEGENERACY_TOLERANCE * (u0 * u0 + u1 * u1 + u2 * u2)) ** 2:
+                first[2] = q
+        elif abs(_orientation(points, 0, first[1], first[2], q)) > 0:
+            first[3] = q
+            break
+    if first[3] < 0:
+        return failed
+    if _orientation(points, first[0], first[1], first[2], first[3]) < 0:
+        first[2], first[3] = first[3], first[2]
+
+    capacity = 16 * n + 64
+    vertices = np.empty((capacity, 4), np.int64)
+    neighbors = np.empty((capacity, 4), np.int64)
+    spheres = np.empty((capacity, 4))
+    alive = np.zeros(capacity, np.bool_)
+    conflict_stamp = np.full(capacity, -1)  # the point whose cavity a tetrahedron was tested for
+    in_cavity = np.zeros(capacity, np.bool_)
+    edge_stamp = np.full((n + 1) * (n + 1), -1)
+    edge_tet = np.empty((n + 1) * (n + 1), np.int64)
+    edge_slot = np.empty((n + 1) * (n + 1), np.int64)
+    free = np.empty(capacity, np.int64)
+    free_count = 0
+    used = 5
+    vertices[0] = first
+    for k in range(4):
+        # The vertex at infinity lies beyond face k, on the other side from first[k]: two other vertices swap
+        # places to keep the orientation positive, as every later tetrahedron's is.
+        i, j = (1, 2) if k == 0 else ((0, 2) if k == 1 else (0, 1))
+        swapped = np.arange(4)
+        swapped[i], swapped[j] = j, i
+        for m in range(4):
+            vertices[k + 1, m] = infinite if m == k else first[swapped[m]]
+            neighbors[k + 1, m] = 0 if m == k else swapped[m] + 1
+        neighbors[0, k] = k + 1
+    alive[:5] = True
+    if not _set_sphere(points, vertices, spheres, 0):
+        return failed
+
+    inserted = np.zeros(n, np.bool_)
+    inserted[first] = True
+    last = 0
+    cavity = np.empty(capacity, np.int64)
+    boundary_tet = np.empty(capacity, np.int64)
+    boundary_slot = np.empty(capacity, np.int64)
+    for p in range(n):
+        if inserted[p]:
+            continue
+        start = _locate(points, vertices, neighbors, spheres, last, p, infinite, 4 * used)
+        if start < 0:
+            for t in range(used):  # the walk got lost (a duplicate point, or rounding): look everywhere
+                if alive[t] and _in_conflict(points, vertices, neighbors, spheres, t, p, infinite):
+                    start = t
+                    break
+        if start < 0:
+            for q in range(n):  # only an exact duplicate of an inserted point may be left out
+                if inserted[q] and points[q, 0] == points[p, 0] and points[q, 1] == points[p, 1] \
+                        and points[q, 2] == points[p, 2]:
+                    break
+            else:
+                return failed
+            continue
+        # The cavity: every tetrahedron in conflict with p, grown from `start` across faces.
+        size, faces = 1, 0
+        cavity[0] = start
+        in_cavity[start] = True
+        conflict_stamp[start] = p
+        head = 0
+        while head < size:
+            t = cavity[head]
+            head += 1
+            for k in range(4):
+                other = neighbors[t, k]
+                if in_cavity[other]:
+                    continue
+                if conflict_stamp[other] != p:
+                    conflict_stamp[other] = p
+                    if _in_conflict(points, vertices, neighbors, spheres, other, p, infinite):
+                        in_cavity[other] = True
+                        cavity[size] = other
+                        size += 1
+                        continue
+                if conflict_stamp[other] == p and in_cavity[other]:
+                    continue
+                boundary_tet[faces], boundary_slot[faces] = t, k
+                faces += 1
+        # Each boundary face and p make a new tetrahedron (p takes the place of the cavity side's vertex).
+        for f in range(faces):
+            t, k = boundary_tet[f], boundary_slot[f]
+            if free_count > 0:
+                free_count -= 1
+                new = free[free_count]
+            elif used < capacity:
+                new = used
+                used += 1
+            else:
+                return failed
+            outside = neighbors[t, k]
+            vertices[new] = vertices[t]
+            vertices[new, k] = p
+            neighbors[new, k] = outside
+            for m in range(4):
+                if neighbors[outside, m] == t:
+                    neighbors[outside, m] = new
+            alive[new] = True
+            conflict_stamp[new] = p
+            if vertices[new, 0] != infinite and vertices[new, 1] != infinite and vertices[new, 2] != infinite \
+                    and vertices[new, 3] != infinite:
+                if not _set_sphere(points, vertices, spheres, new):
+                    return failed
+                last = new
+            for m in range(4):
+                if m == k:
+                    continue
+                u, v = -1, -1
+                for j in range(4):
+                    if j != k and j != m:
+                        if u < 0:
+                            u = vertices[new, j]
+                        else:
+                            v = vertices[new, j]
+                key = min(u, v) * (n + 1) + max(u, v)
+                if edge_stamp[key] != p:
+                    edge_stamp[key], edge_tet[key], edge_slot[key] = p, new, m
+                else:
+                    neighbors[new, m] = edge_tet[key]
+                    neighbors[edge_tet[key], edge_slot[key]] = new
+        for c in range(size):
+            t = cavity[c]
+            alive[t] = in_cavity[t] = False
+            free[free_count] = t
+            free_count += 1
+        inserted[p] = True
+
+    # The finite tetrahedra, renumbered; their local empty-sphere property checked face by face.
+    number = np.full(used, -1)
+    count = 0
+    for t in range(used):
+        if alive[t] and vertices[t, 0] != infinite and vertices[t, 1] != infinite \
+                and vertices[t, 2] != infinite and vertices[t, 3] != infinite:
+            number[t] = count
+            count += 1
+    tetrahedra = np.empty((count, 4), np.int64)
+    adjacent = np.empty((count, 4), np.int64)
+    for t in range(used):
+        if number[t] < 0:
+            continue
+        tetrahedra[number[t]] = vertices[t]
+        for k in range(4):
+            other = neighbors[t, k]
+            adjacent[number[t], k] = number[other]
+            if number[other] >= 0:
+                for m in range(4):
+                    if neighbors[other, m] == t:
+                        q = vertices[other, m]
+                d0, d1, d2 = points[q, 0] - spheres[t, 0], points[q, 1] - spheres[t, 1], points[q, 2] - spheres[t, 2]
+                # Inside: not Delaunay. On the sphere (five points cospherical, to rounding): the tetrahedralisation
+                # is not unique, nor, then, are the bars (GUDHI's own modes disagree on such clouds).
+                if d0 * d0 + d1 * d1 + d2 * d2 <= spheres[t, 3] * (1 + DEGENERACY_TOLERANCE):
+                    return failed
+    return tetrahedra, adjacent, True
+
+
+ONE_TRIANGLE = np.array([[0, 1, 2]], dtype=np.int64)
+NO_NEIGHBORS = np.empty((1, 0), dtype=np.int64)
+
+
+def alpha_h1_bars_compiled(points: np.ndarray) -> np.ndarray | None:
+    """[bars, 2] dimension-1 (birth, death) of the alpha complex of 3 or more points, or None where floating
+    point cannot be trusted (flat clouds, near-degenerate simplices): those need GUDHI's exact predicates."""
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    if len(points) == 3:
+        bars, ok = h1_bars_of_triangulation(points, ONE_TRIANGLE, NO_NEIGHBORS)
+    else:
+        tetrahedra, neighbors, ok = delaunay_tetrahedra(points)
+        if ok:
+            bars, ok = h1_bars_of_triangulation(points, tetrahedra, neighbors)
+    return bars if ok else None
+
+
+def compile_ahead() -> None:
+    """Compile (or load from numba's cache) every kernel, on a cloud that goes through all of them."""
+    corners = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0.9, 0.8, 0.7]], dtype=np.float64)
+    alpha_h1_bars_compiled(corners)
+    alpha_h1_bars_compiled(corners[:3])
