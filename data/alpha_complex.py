@@ -9,9 +9,9 @@ into inserting ~1,000 simplices per cloud into that tree, not into the geometry.
   coface on, in its own visiting order; the results are the same, because the coface with the smallest value
   is always an attaching one (its circumcentre is the point of the dual Voronoi cell nearest the face's own).
 - Persistence: edges in filtration order through a union-find (those that join two components are H0 deaths),
-  then the triangles' boundary columns reduced over Z/2, restricted to the other edges' rows (the youngest
-  edge of a cycle never joins two components, so nothing is lost). Alpha complexes in R^3 have no torsion:
-  GUDHI's Z/11 gives the same bars. Ties are broken edges first; the diagram does not depend on the rest.
+  then the oriented boundary columns of the triangles that do not close a void reduced over Z/11, GUDHI's
+  default field, restricted to the other edges' rows (the youngest edge of a cycle never joins two
+  components, so nothing is lost). Ties are broken edges first; the diagram does not depend on the rest.
 """
 
 from __future__ import annotations
@@ -22,25 +22,10 @@ import numpy as np
 # A tetrahedron or triangle flatter than this (volume or area against its longest edge) makes the circumradius
 # ill-conditioned: the caller computes such a cloud with GUDHI's exact predicates instead.
 DEGENERACY_TOLERANCE = 1e-9
-
-
-@nb.njit(cache=True)
-def _highest_bit(word) -> int:
-    bit = 0
-    for shift in (32, 16, 8, 4, 2, 1):
-        if word >> np.uint64(shift):
-            word >>= np.uint64(shift)
-            bit += shift
-    return bit
-
-
-@nb.njit(cache=True)
-def _lowest_row(column) -> int:
-    """Index of the highest set bit (the youngest edge) of a bitset column, or -1 for an empty one."""
-    for word in range(column.shape[0] - 1, -1, -1):
-        if column[word] != 0:
-            return word * 64 + _highest_bit(column[word])
-    return -1
+# GUDHI's default coefficient field, which the reference used. It matters: a loop that a later complex wraps
+# twice (a solid torus around it) dies over Z/2 but lives on over Z/11 (seen on a real interface, 1BD2).
+FIELD = 11
+INVERSE = np.array([0, 1, 6, 4, 3, 9, 2, 8, 7, 5, 10], dtype=np.int64)  # k * INVERSE[k] = 1 mod 11
 
 
 @nb.njit(cache=True)
@@ -102,7 +87,7 @@ def _root(parent, node) -> int:
 
 
 @nb.njit(cache=True)
-def _h1_pairs(vertex_count, edges, edge_values, triangle_edges, triangle_values, triangle_sides, cell_count):
+def _h1_pairs(vertex_count, edges, edge_values, triangles, triangle_edges, triangle_values, triangle_sides, cell_count):
     """(birth, death) of every dimension-1 bar with death > birth.
 
     Triangles that create a void (their two sides, tetrahedra or the outside, still apart in the complement) are
@@ -124,10 +109,6 @@ def _h1_pairs(vertex_count, edges, edge_values, triangle_edges, triangle_values,
     bars = np.empty((rows, 2))
     if rows == 0:
         return bars
-    words = (rows + 63) // 64
-    reduced = np.zeros((rows, words), np.uint64)
-    column_of_low = np.full(rows, -1)
-    column = np.empty(words, np.uint64)
     order = np.argsort(triangle_values)
     complement = np.arange(cell_count + 1)  # the last node is the outside
     kills_a_cycle = np.zeros(len(order), np.bool_)
@@ -135,29 +116,73 @@ def _h1_pairs(vertex_count, edges, edge_values, triangle_edges, triangle_values,
         a, b = _root(complement, triangle_sides[t, 0]), _root(complement, triangle_sides[t, 1])
         kills_a_cycle[t] = a == b
         complement[max(a, b)] = min(a, b)
+
+    # Reduced columns, sparse (row, coefficient mod 11, pivot coefficient 1), one after another in a pool.
+    pool_rows = np.empty(16 * rows, np.int64)
+    pool_values = np.empty(16 * rows, np.int64)
+    column_start = np.empty(rows + 1, np.int64)
+    column_start[0] = 0
+    column_of_low = np.full(rows, -1)
+    work = np.zeros(rows, np.int64)  # the column being reduced, dense over the rows it has touched
+    touched = np.empty(rows, np.int64)
+    is_touched = np.zeros(rows, np.bool_)
     pairs = 0
     count = 0
     for t in order:
         if not kills_a_cycle[t]:
             continue
-        column[:] = 0
+        size = 0
         for k in range(3):
             row = row_of_edge[triangle_edges[t, k]]
-            if row >= 0:
-                column[row >> 6] ^= np.uint64(1) << np.uint64(row & 63)
-        low = _lowest_row(column)
-        while low >= 0 and column_of_low[low] >= 0:
-            column ^= reduced[column_of_low[low]]
-            low = _lowest_row(column)
+            if row < 0:
+                continue
+            # Oriented boundary: the edge opposite the j-th smallest vertex has sign (-1)^j.
+            j = 0
+            for m in range(3):
+                j += triangles[t, m] < triangles[t, k]
+            work[row] = 1 if j % 2 == 0 else FIELD - 1
+            touched[size] = row
+            is_touched[row] = True
+            size += 1
+        while True:
+            low = -1
+            for i in range(size):
+                if work[touched[i]] != 0 and touched[i] > low:
+                    low = touched[i]
+            if low < 0 or column_of_low[low] < 0:
+                break
+            c = column_of_low[low]
+            factor = FIELD - work[low]
+            for i in range(column_start[c], column_start[c + 1]):
+                row = pool_rows[i]
+                if not is_touched[row]:
+                    is_touched[row] = True
+                    touched[size] = row
+                    size += 1
+                work[row] = (work[row] + factor * pool_values[i]) % FIELD
         if low >= 0:
+            scale = INVERSE[work[low]]
+            end = column_start[pairs]
+            if end + size > pool_rows.shape[0]:
+                pool_rows = np.concatenate((pool_rows, np.empty(pool_rows.shape[0] + size, np.int64)))
+                pool_values = np.concatenate((pool_values, np.empty(pool_values.shape[0] + size, np.int64)))
+            for i in range(size):
+                row = touched[i]
+                if work[row] != 0:
+                    pool_rows[end] = row
+                    pool_values[end] = work[row] * scale % FIELD
+                    end += 1
+            column_start[pairs + 1] = end
             column_of_low[low] = pairs
-            reduced[pairs] = column
             pairs += 1
             birth, death = edge_values[edge_of_row[low]], triangle_values[t]
             if death > birth:
                 bars[count, 0] = birth
                 bars[count, 1] = death
                 count += 1
+        for i in range(size):
+            work[touched[i]] = 0
+            is_touched[touched[i]] = False
     return bars[:count]
 
 
@@ -252,7 +277,9 @@ def h1_bars_of_triangulation(points, tetrahedra, neighbors):
         a, b = edges[e, 0], edges[e, 1]
         h0, h1, h2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
         edge_values[e] = smallest[e] if attached[e] else 0.25 * (h0 * h0 + h1 * h1 + h2 * h2)
-    bars = _h1_pairs(n, edges, edge_values, triangle_edges, triangle_values, triangle_sides, count if size == 4 else 0)
+    bars = _h1_pairs(
+        n, edges, edge_values, triangles, triangle_edges, triangle_values, triangle_sides, count if size == 4 else 0
+    )
     return bars, True
 
 

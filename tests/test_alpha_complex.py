@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import gudhi
 import numpy as np
 import pytest
 from scipy.spatial import Delaunay
@@ -12,7 +13,7 @@ from data.alpha_complex import alpha_h1_bars_compiled, delaunay_tetrahedra
 from data.interface import interface_residues
 from data.structure import read_structure
 from data.topology import alpha_h1_bars, element_group_clouds, gudhi_h1_bars
-from tests.conftest import need_reference
+from tests.conftest import REPO_ROOT, need_reference
 
 
 def golden_clouds(name: str) -> list[np.ndarray]:
@@ -43,6 +44,22 @@ def test_every_cloud_of_a_golden_has_gudhis_bars():
         np.testing.assert_allclose(sorted_bars(ours), expected, rtol=0, atol=1e-9)
         bars_seen += len(expected)
     assert bars_seen > 10_000
+
+
+def test_coefficients_are_gudhis_z11_not_z2():
+    # On this wwPDB interface (bundled example 1BD2), one cloud has a loop that a later complex wraps twice:
+    # over Z/2 it dies with the first of two triangles, over Z/11 (GUDHI's default, the reference's) with the
+    # second. Two bars swap their deaths (by 0.24), so the field shows in the features.
+    structure = read_structure(REPO_ROOT / "examples" / "1BD2.pdb.gz")
+    centres = structure.atom_xyz[structure.residue_ca[interface_residues(structure)]]
+    clouds, _, _ = element_group_clouds(structure.atom_xyz, structure.atom_name_initial, centres)
+    points = clouds[325]  # residue 46 of the interface, element group CN
+    tree = gudhi.AlphaComplex(points=points, precision="safe").create_simplex_tree()
+    tree.compute_persistence(homology_coeff_field=2)
+    over_z2 = sorted_bars(tree.persistence_intervals_in_dimension(1), 1e-9)
+    expected = sorted_bars(gudhi_h1_bars(points, "safe"), 1e-9)
+    assert over_z2.shape == expected.shape and np.abs(over_z2 - expected).max() > 0.2  # the case still bites
+    np.testing.assert_allclose(sorted_bars(alpha_h1_bars_compiled(points), 1e-9), expected, rtol=0, atol=1e-9)
 
 
 def test_delaunay_tetrahedra_are_qhulls_and_neighbours_share_faces():
