@@ -1,7 +1,7 @@
 """Content-hash cache of featurised complexes: unchanged input -> the stored graph (or unscorable reason).
 
 The key covers the file's bytes, the edge geometry, the graph format version, the cache layout, the
-featurisation source code and the versions of the tools whose numbers end up in the graph (GUDHI, Biopython,
+featurisation source code and the versions of the tools whose numbers end up in the graph (GUDHI, numba, Biopython,
 mkdssp), so any change to one of them recomputes. Graphs are stored as NumPy `.npz` archives, so that worker
 processes read and write them without importing torch. Entries are written atomically; a damaged entry is
 ignored and recomputed.
