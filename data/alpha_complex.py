@@ -3,13 +3,17 @@
 The same bars as GUDHI's `AlphaComplex` (squared radii), without its simplex tree: most of GUDHI's time goes
 into inserting ~1,000 simplices per cloud into that tree, not into the geometry.
 
+- Delaunay tetrahedralisation: Bowyer-Watson with a symbolic vertex at infinity, in double precision. Anything
+  rounding could decide (a flat tetrahedron, five points cospherical within a relative 1e-9, a broken cavity)
+  returns "not computed", and the caller asks GUDHI, whose predicates are exact.
 - Filtration (GUDHI's alpha values): a tetrahedron gets its squared circumradius; a triangle or an edge gets its
   own smallest-sphere radius if no coface's opposite vertex lies strictly inside that sphere (it is Gabriel),
   and otherwise the smallest value of its cofaces. GUDHI takes the minimum only from the first attaching
   coface on, in its own visiting order; the results are the same, because the coface with the smallest value
   is always an attaching one (its circumcentre is the point of the dual Voronoi cell nearest the face's own).
 - Persistence: edges in filtration order through a union-find (those that join two components are H0 deaths),
-  then the oriented boundary columns of the triangles that do not close a void reduced over Z/11, GUDHI's
+  triangles that close a void found by a union-find over the complement in reverse order (Alexander duality),
+  then the oriented boundary columns of the other triangles reduced over Z/11, GUDHI's
   default field, restricted to the other edges' rows (the youngest edge of a cycle never joins two
   components, so nothing is lost). Ties are broken edges first; the diagram does not depend on the rest.
 """
@@ -467,8 +471,8 @@ def delaunay_tetrahedra(points):
                         cavity[size] = other
                         size += 1
                         continue
-                if conflict_stamp[other] == p and in_cavity[other]:
-                    continue
+                if faces == capacity:
+                    return failed  # only a cavity broken by rounding has this many faces (numba checks no bounds)
                 boundary_tet[faces], boundary_slot[faces] = t, k
                 faces += 1
         # Each boundary face and p make a new tetrahedron (p takes the place of the cavity side's vertex).
