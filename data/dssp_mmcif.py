@@ -81,6 +81,7 @@ def plain_residues_and_atoms(pdb_text: str) -> tuple[list[tuple[str, int, str, s
     atoms: list[tuple[int, str, str, str, str]] = []  # (residue, name, element, 5 numbers, residue name)
     seen_residues: set[tuple[str, int, str]] = set()
     atoms_began = atoms_interrupted = False
+    residue_columns = None  # columns 18-27 of the previous atom line: the same residue needs no new checks
     for line in pdb_text.split("\n"):
         line = line.rstrip("\r")
         if not line.strip():
@@ -88,7 +89,14 @@ def plain_residues_and_atoms(pdb_text: str) -> tuple[list[tuple[str, int, str, s
         record = line[:6].rstrip()
         if not line.isascii() or record not in KNOWN_HARMLESS_RECORDS:
             return None
-        if record not in ("ATOM", "HETATM"):
+        if record != "ATOM":
+            if record == "HETATM":
+                if atoms_interrupted:
+                    return None
+                atoms_began = True
+                if is_water(line):
+                    continue  # never read by DSSP (both copies leave waters out)
+                return None  # ligands, modified residues
             # mkdssp's PDB reader stops at a non-coordinate record once the atoms have begun, and loses the atom
             # after a bare "TER": more atoms after either would be read differently.
             atoms_interrupted |= len(line) < 6 or (atoms_began and record != "TER")
@@ -96,16 +104,30 @@ def plain_residues_and_atoms(pdb_text: str) -> tuple[list[tuple[str, int, str, s
         if atoms_interrupted:
             return None
         atoms_began = True
-        if is_water(line):
-            continue  # never read by DSSP (both copies leave waters out)
-        number = line[22:26].strip()
-        if not RESIDUE_NUMBER.fullmatch(number):
-            return None
-        chain, insertion = line[21], line[26]
-        key = (chain, int(number), insertion)
-        if record == "HETATM" or len(line) < 66 or line[16] != " ":
-            return None  # ligands, modified residues, alternate locations, truncated lines
-        name, residue_name, element = line[12:16].strip(), line[17:20], line[76:78].strip()
+        if len(line) < 66 or line[16] != " ":
+            return None  # alternate locations, truncated lines
+        if line[17:27] != residue_columns:
+            number = line[22:26].strip()
+            if not RESIDUE_NUMBER.fullmatch(number):
+                return None
+            chain, insertion, residue_name = line[21], line[26], line[17:20]
+            plain_residue = residue_name in STANDARD_RESIDUES and chain.isalnum()
+            if not (plain_residue and (insertion == " " or insertion.isalnum())):
+                return None
+            key = (chain, int(number), insertion)
+            if not chains or chains[-1] != chain:
+                if chain in chains:
+                    return None  # a chain in pieces
+                chains.append(chain)
+            if not residues or residues[-1][:3] != key:
+                if key in seen_residues:
+                    return None  # a residue in pieces
+                seen_residues.add(key)
+                residues.append((*key, residue_name))
+            elif residues[-1][3] != residue_name:
+                return None  # two residue types under one number (microheterogeneity)
+            residue_columns = line[17:27]
+        name, element = line[12:16].strip(), line[76:78].strip()
         if not element:
             # DSSP only asks "hydrogen or not". A heavy-atom name of a standard residue starts with C, N, O or S;
             # how mkdssp's conversion names the element of anything else was not checked: PDB route.
@@ -117,22 +139,8 @@ def plain_residues_and_atoms(pdb_text: str) -> tuple[list[tuple[str, int, str, s
             f"{line[60:66].strip()}"
         )
         # Only values that need no quoting in CIF, and none that mkdssp's conversion would reinterpret.
-        if not (
-            residue_name in STANDARD_RESIDUES and name.isalnum() and chain.isalnum() and element.isalpha()
-            and (insertion == " " or insertion.isalnum()) and COORDINATE_FIELDS.fullmatch(numbers)
-        ):
+        if not (name.isalnum() and element.isalpha() and COORDINATE_FIELDS.fullmatch(numbers)):
             return None
-        if not chains or chains[-1] != chain:
-            if chain in chains:
-                return None  # a chain in pieces
-            chains.append(chain)
-        if not residues or residues[-1][:3] != key:
-            if key in seen_residues:
-                return None  # a residue in pieces
-            seen_residues.add(key)
-            residues.append((*key, residue_name))
-        elif residues[-1][3] != residue_name:
-            return None  # two residue types under one number (microheterogeneity)
         # DSSP finds backbone atoms by name and skips other hydrogens: leaving those out shortens its scans.
         if element != "H" or name in BACKBONE_ATOMS:
             atoms.append((len(residues) - 1, name, element, numbers, residue_name))
