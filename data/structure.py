@@ -159,6 +159,7 @@ def read_regular_atoms(pdb_text: str) -> ComplexStructure | None:
     atom_residue, initials, coordinates = [], [], []
     seen: set[tuple] = set()
     names_in_residue: set[str] = set()
+    residue_columns = ""  # record and columns 18-27 of the previous atom line: the same residue is not re-read
     for line in lines[first:]:
         record = line[:6]
         if record in ("END   ", "CONECT"):
@@ -168,10 +169,12 @@ def read_regular_atoms(pdb_text: str) -> ComplexStructure | None:
                 return None
             continue
         try:
+            if record + line[17:27] != residue_columns:
+                residue_name = line[17:20].strip()
+                number = int(line[22:26].split()[0])
+                key = (line[21], water_or_hetero(residue_name) if record == "HETATM" else " ", number, line[26])
+                residue_columns = record + line[17:27]
             name_parts = line[12:16].split()
-            residue_name = line[17:20].strip()
-            number = int(line[22:26].split()[0])
-            key = (line[21], water_or_hetero(residue_name) if record == "HETATM" else " ", number, line[26])
             xyz = (float(line[30:38]), float(line[38:46]), float(line[46:54]))
         except (ValueError, IndexError):
             return None  # Biopython's own message says what is wrong
