@@ -33,27 +33,6 @@ INVERSE = np.array([0, 1, 6, 4, 3, 9, 2, 8, 7, 5, 10], dtype=np.int64)  # k * IN
 
 
 @nb.njit(cache=True)
-def _tetrahedron_value(points, a, b, c, d) -> float:
-    """Squared circumradius, or -1 for a tetrahedron too flat to trust."""
-    u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
-    v0, v1, v2 = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
-    w0, w1, w2 = points[d, 0] - points[a, 0], points[d, 1] - points[a, 1], points[d, 2] - points[a, 2]
-    vw0, vw1, vw2 = v1 * w2 - v2 * w1, v2 * w0 - v0 * w2, v0 * w1 - v1 * w0
-    wu0, wu1, wu2 = w1 * u2 - w2 * u1, w2 * u0 - w0 * u2, w0 * u1 - w1 * u0
-    uv0, uv1, uv2 = u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0
-    det = u0 * vw0 + u1 * vw1 + u2 * vw2
-    uu, vv, ww = u0 * u0 + u1 * u1 + u2 * u2, v0 * v0 + v1 * v1 + v2 * v2, w0 * w0 + w1 * w1 + w2 * w2
-    longest = max(uu, vv, ww)
-    if abs(det) <= DEGENERACY_TOLERANCE * longest * np.sqrt(longest):
-        return -1.0
-    scale = 0.5 / det
-    o0 = (uu * vw0 + vv * wu0 + ww * uv0) * scale
-    o1 = (uu * vw1 + vv * wu1 + ww * uv1) * scale
-    o2 = (uu * vw2 + vv * wu2 + ww * uv2) * scale
-    return o0 * o0 + o1 * o1 + o2 * o2
-
-
-@nb.njit(cache=True)
 def _triangle_value(points, a, b, c, opposite, coface_value) -> float:
     """Alpha value of triangle abc from its (up to two) cofaces: -1 opposite vertex for none; -1 if too flat."""
     u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
@@ -191,23 +170,17 @@ def _h1_pairs(vertex_count, edges, edge_values, triangles, triangle_edges, trian
 
 
 @nb.njit(cache=True)
-def h1_bars_of_triangulation(points, tetrahedra, neighbors):
+def h1_bars_of_triangulation(points, tetrahedra, neighbors, tet_values):
     """Dimension-1 bars (birth, death) of the alpha filtration of a Delaunay triangulation of `points` in R^3.
 
-    `tetrahedra` [T, 4] vertex indices; `neighbors` [T, 4] the tetrahedron across the face opposite each vertex
-    (-1 on the hull), as scipy's `Delaunay` gives them. For three points, one triangle [[0, 1, 2]] and no
-    neighbours. Returns the bars and True, or an empty array and False where a simplex is too flat to compute
-    reliably (the caller then asks GUDHI).
+    `tetrahedra` [T, 4] vertex indices, `neighbors` [T, 4] the tetrahedron across the face opposite each vertex
+    (-1 on the hull) and `tet_values` [T] their squared circumradii, as `delaunay_tetrahedra` gives them. For
+    three points, one triangle [[0, 1, 2]] and no neighbours or values. Returns the bars and True, or an empty
+    array and False where a triangle is too flat to compute reliably (the caller then asks GUDHI).
     """
     n = points.shape[0]
     count, size = tetrahedra.shape
-    tet_values = np.empty(count)
     if size == 4:
-        for t in range(count):
-            a, b, c, d = tetrahedra[t]
-            tet_values[t] = _tetrahedron_value(points, a, b, c, d)
-            if tet_values[t] < 0:
-                return np.empty((0, 2)), False
         triangles = np.empty((4 * count, 3), np.int64)
     else:
         triangles = tetrahedra
@@ -368,16 +341,16 @@ def _locate(points, vertices, neighbors, spheres, t, p, infinite, steps) -> int:
 def delaunay_tetrahedra(points):
     """Delaunay tetrahedralisation (Bowyer-Watson, with a symbolic vertex at infinity) of a small point cloud.
 
-    Returns (tetrahedra [T, 4], neighbors [T, 4] with -1 across the hull, True), the neighbour opposite each
-    vertex as scipy's `Delaunay` lists them; or empty arrays and False when the cloud is flat or degenerate, or
-    when floating point could not be trusted: an inverted or flat tetrahedron, a point neither inserted nor a
-    duplicate, a face whose opposite vertex is not clearly outside the other side's circumsphere (within a
-    relative 1e-9: five points cospherical, the tetrahedralisation is not unique). The caller then asks GUDHI,
-    whose predicates are exact.
+    Returns (tetrahedra [T, 4], neighbors [T, 4] with -1 across the hull, squared circumradii [T], True), the
+    neighbour opposite each vertex as scipy's `Delaunay` lists them; or empty arrays and False when the cloud
+    is flat or degenerate, or when floating point could not be trusted: an inverted or flat tetrahedron, a
+    point neither inserted nor a duplicate, a face whose opposite vertex is not clearly outside the other
+    side's circumsphere (within a relative 1e-9: five points cospherical, the tetrahedralisation is not
+    unique). The caller then asks GUDHI, whose predicates are exact.
     """
     n = points.shape[0]
     infinite = n
-    failed = (np.empty((0, 4), np.int64), np.empty((0, 4), np.int64), False)
+    failed = (np.empty((0, 4), np.int64), np.empty((0, 4), np.int64), np.empty(0), False)
     # A first tetrahedron: point 0, then the first points off it, off their line, and off their plane.
     first = np.full(4, -1)
     first[0] = 0
@@ -533,10 +506,12 @@ def delaunay_tetrahedra(points):
             count += 1
     tetrahedra = np.empty((count, 4), np.int64)
     adjacent = np.empty((count, 4), np.int64)
+    squared_radii = np.empty(count)
     for t in range(used):
         if number[t] < 0:
             continue
         tetrahedra[number[t]] = vertices[t]
+        squared_radii[number[t]] = spheres[t, 3]
         for k in range(4):
             other = neighbors[t, k]
             adjacent[number[t], k] = number[other]
@@ -549,11 +524,12 @@ def delaunay_tetrahedra(points):
                 # is not unique, nor, then, are the bars (GUDHI's own modes disagree on such clouds).
                 if d0 * d0 + d1 * d1 + d2 * d2 <= spheres[t, 3] * (1 + DEGENERACY_TOLERANCE):
                     return failed
-    return tetrahedra, adjacent, True
+    return tetrahedra, adjacent, squared_radii, True
 
 
 ONE_TRIANGLE = np.array([[0, 1, 2]], dtype=np.int64)
 NO_NEIGHBORS = np.empty((1, 0), dtype=np.int64)
+NO_VALUES = np.empty(0, dtype=np.float64)
 
 
 def alpha_h1_bars_compiled(points: np.ndarray) -> np.ndarray | None:
@@ -561,11 +537,11 @@ def alpha_h1_bars_compiled(points: np.ndarray) -> np.ndarray | None:
     point cannot be trusted (flat clouds, near-degenerate simplices): those need GUDHI's exact predicates."""
     points = np.ascontiguousarray(points, dtype=np.float64)
     if len(points) == 3:
-        bars, ok = h1_bars_of_triangulation(points, ONE_TRIANGLE, NO_NEIGHBORS)
+        bars, ok = h1_bars_of_triangulation(points, ONE_TRIANGLE, NO_NEIGHBORS, NO_VALUES)
     else:
-        tetrahedra, neighbors, ok = delaunay_tetrahedra(points)
+        tetrahedra, neighbors, squared_radii, ok = delaunay_tetrahedra(points)
         if ok:
-            bars, ok = h1_bars_of_triangulation(points, tetrahedra, neighbors)
+            bars, ok = h1_bars_of_triangulation(points, tetrahedra, neighbors, squared_radii)
     return bars if ok else None
 
 

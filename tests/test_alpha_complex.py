@@ -67,10 +67,16 @@ def test_delaunay_tetrahedra_are_qhulls_and_neighbours_share_faces():
     clouds = [np.round(rng.uniform(-8, 8, size=(size, 3)), 3) for size in (4, 5, 12, 60, 150)]
     clouds += [points for points in golden_clouds("dove_correct")[:60] if len(points) >= 5]
     for points in clouds:
-        tetrahedra, neighbors, ok = delaunay_tetrahedra(points)
+        tetrahedra, neighbors, squared_radii, ok = delaunay_tetrahedra(points)
         assert ok
         ours = {tuple(sorted(tet)) for tet in tetrahedra.tolist()}
         assert ours == {tuple(sorted(tet)) for tet in Delaunay(points).simplices.tolist()}
+        # Circumcentres solved independently: |c - a|^2 = |c - b|^2 = ... as a linear system.
+        corners = points[tetrahedra]
+        centres = np.linalg.solve(2 * (corners[:, 1:] - corners[:, :1]),
+                                  ((corners[:, 1:] ** 2).sum(-1) - (corners[:, :1] ** 2).sum(-1))[..., None])[..., 0]
+        radii = ((centres - corners[:, 0]) ** 2).sum(-1)
+        np.testing.assert_allclose(squared_radii, radii, rtol=1e-9, atol=0)
         for t, k in itertools.product(range(len(tetrahedra)), range(4)):
             other = neighbors[t, k]
             shared = set(tetrahedra[t].tolist()) - {tetrahedra[t, k]}
