@@ -16,8 +16,9 @@ from data.topology import alpha_h1_bars, element_group_clouds, gudhi_h1_bars
 from tests.conftest import REPO_ROOT, need_reference
 
 
-def golden_clouds(name: str) -> list[np.ndarray]:
-    structure = read_structure(need_reference("golden", name, "input.pdb"))
+def interface_clouds(path) -> list[np.ndarray]:
+    """Every element-group cloud of the complex's interface residues, as the featurisation makes them."""
+    structure = read_structure(path)
     centres = structure.atom_xyz[structure.residue_ca[interface_residues(structure)]]
     clouds, _, _ = element_group_clouds(structure.atom_xyz, structure.atom_name_initial, centres)
     return clouds
@@ -32,8 +33,10 @@ def sorted_bars(bars: np.ndarray, min_length: float = 0.0) -> np.ndarray:
 
 
 def test_every_cloud_of_a_golden_has_gudhis_bars():
-    # GUDHI 'safe' is how the reference computed them. Real clouds are in general position: none may need GUDHI.
-    clouds = [points for points in golden_clouds("dove_correct") if len(points) >= 3]
+    # GUDHI 'safe' is how the reference computed them. This golden's clouds are all in general position, so none
+    # may need GUDHI (test_model has 9 of 581 near-cospherical clouds that do).
+    clouds = [points for points in interface_clouds(need_reference("golden", "dove_correct", "input.pdb"))
+              if len(points) >= 3]
     assert len(clouds) > 300
     bars_seen = 0
     for points in clouds:
@@ -50,10 +53,7 @@ def test_coefficients_are_gudhis_z11_not_z2():
     # On this wwPDB interface (bundled example 1BD2), one cloud has a loop that a later complex wraps twice:
     # over Z/2 it dies with the first of two triangles, over Z/11 (GUDHI's default, the reference's) with the
     # second. Two bars swap their deaths (by 0.24), so the field shows in the features.
-    structure = read_structure(REPO_ROOT / "examples" / "1BD2.pdb.gz")
-    centres = structure.atom_xyz[structure.residue_ca[interface_residues(structure)]]
-    clouds, _, _ = element_group_clouds(structure.atom_xyz, structure.atom_name_initial, centres)
-    points = clouds[325]  # residue 46 of the interface, element group CN
+    points = interface_clouds(REPO_ROOT / "examples" / "1BD2.pdb.gz")[325]  # interface residue 46, group CN
     tree = gudhi.AlphaComplex(points=points, precision="safe").create_simplex_tree()
     tree.compute_persistence(homology_coeff_field=2)
     over_z2 = sorted_bars(tree.persistence_intervals_in_dimension(1), 1e-9)
@@ -65,7 +65,8 @@ def test_coefficients_are_gudhis_z11_not_z2():
 def test_delaunay_tetrahedra_are_qhulls_and_neighbours_share_faces():
     rng = np.random.default_rng(3)
     clouds = [np.round(rng.uniform(-8, 8, size=(size, 3)), 3) for size in (4, 5, 12, 60, 150)]
-    clouds += [points for points in golden_clouds("dove_correct")[:60] if len(points) >= 5]
+    dove = interface_clouds(need_reference("golden", "dove_correct", "input.pdb"))
+    clouds += [points for points in dove[:60] if len(points) >= 5]
     for points in clouds:
         tetrahedra, neighbors, squared_radii, ok = delaunay_tetrahedra(points)
         assert ok
