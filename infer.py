@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     graphs = [result.arrays for result in results if result.arrays is not None]
     skipped += [(result.name, result.reason) for result in results if result.arrays is None]
     if args.work_dir:
-        from data.graph_io import save_graph
+        from model.graph_io import save_graph
 
         for graph in graphs:
             save_graph(graph.to_data(), Path(args.work_dir) / f"{graph.name}.pt", overwrite=args.overwrite)

@@ -29,18 +29,12 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from data.batching import make_loader
-from data.graph_dataset import TrainingDataError, load_graph_sets
-from model.best_checkpoints import LAST_NAME, STATE_KEY, BestCheckpoints, TopkDecision, best_copy_name
-from model.checkpoint import (
-    CheckpointError,
-    lightning_checkpoint,
-    lightning_loops,
-    read_checkpoint,
-    write_lightning,
-    write_safetensors,
-)
-from model.determinism import (
+from model.checkpoint import CheckpointError, read_checkpoint, write_lightning, write_safetensors
+from model.topoqa import TopoQA
+from training.batching import make_loader
+from training.best_checkpoints import LAST_NAME, STATE_KEY, BestCheckpoints, TopkDecision, best_copy_name
+from training.config import TrainConfig, add_config_arguments, resolve_config, resume_mismatches
+from training.determinism import (
     apply_determinism_environment,
     capture_rng_state,
     configure_torch,
@@ -49,9 +43,9 @@ from model.determinism import (
     restore_rng_state,
     seed_everything,
 )
-from model.topoqa import TopoQA
-from model.train_config import TrainConfig, add_config_arguments, resolve_config, resume_mismatches
-from model.training_metrics import METRICS_COLUMNS, EpochMean, metrics_rows, write_csv
+from training.graph_sets import TrainingDataError, load_graph_sets
+from training.lightning_checkpoint import lightning_checkpoint, lightning_loops
+from training.metrics import METRICS_COLUMNS, EpochMean, metrics_rows, write_csv
 
 RESUME_KEY = "topoqa_resume"  # extra top-level entry of topo_last.ckpt; Lightning ignores it
 RESUME_FORMAT_VERSION = 1

@@ -27,10 +27,10 @@ import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 from torch_geometric.loader import DataLoader  # noqa: E402
 
-from data.graph_io import load_graph  # noqa: E402
-from data.synthetic_graphs import write_synthetic_set  # noqa: E402
-from model.determinism import seed_everything  # noqa: E402
+from model.graph_io import load_graph  # noqa: E402
 from model.topoqa import TopoQA  # noqa: E402
+from training.determinism import seed_everything  # noqa: E402
+from training.synthetic_graphs import write_synthetic_set  # noqa: E402
 
 
 class FilePerItem(Dataset):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from data.graph_arrays import EDGE_FEATURES
 from data.node_features import min_max_scale
 from data.structure import ComplexStructure
 
@@ -71,7 +72,7 @@ def edge_features(
     first, second, distance = first[keep], second[keep], distance[keep]
 
     points = edge_geometry_points(structure.atom_xyz, geometry)
-    features = np.zeros((len(first), 11), dtype=np.float64)
+    features = np.zeros((len(first), EDGE_FEATURES), dtype=np.float64)
     features[:, 0] = distance
     features[:, 1:] = distance_histograms(points, structure.residue_atoms[nodes], first, second)
 

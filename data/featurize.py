@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import torch
 
-    from data.graph_io import save_graph
+    from model.graph_io import save_graph
 
     parser = argparse.ArgumentParser(
         prog="python -m data.featurize", description="Featurise a folder of PDB complexes into TopoQA graph files."

@@ -16,14 +16,18 @@ if TYPE_CHECKING:
 
 # Bumped whenever the meaning of x / edge_attr changes.
 GRAPH_FORMAT_VERSION = 1
+# The widths of a graph's features, for every layer above: the featurisation, the network, checkpoints, checks.
+# data.node_features.NODE_COLUMNS: rASA, phi, psi, 8 secondary structures, 21 residue types, 140 topological numbers.
+NODE_FEATURES = 172
+EDGE_FEATURES = 11  # CA-CA distance, then 10 atom-distance histogram bins (data.edges)
 
 
 @dataclass
 class GraphArrays:
     name: str
-    x: np.ndarray  # float32 [N, 172]
+    x: np.ndarray  # float32 [N, NODE_FEATURES]
     edge_index: np.ndarray  # int64 [2, E]
-    edge_attr: np.ndarray  # float32 [E, 11]
+    edge_attr: np.ndarray  # float32 [E, EDGE_FEATURES]
     geometry: str
     feature_version: int = GRAPH_FORMAT_VERSION
 

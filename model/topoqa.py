@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from data.graph_arrays import EDGE_FEATURES, NODE_FEATURES
 from model.gatv2 import EdgeUpdatingGATv2Conv, scatter_mean
 
-NODE_FEATURES = 172
-EDGE_FEATURES = 11
 HIDDEN = 32
 HEADS = 8
 DROPOUT = 0.25

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from torch import Tensor
 from torch_geometric.data import Data
 
-from data.graph_io import GraphFileError, load_graph
-from model.topoqa import EDGE_FEATURES, NODE_FEATURES
+from data.graph_arrays import EDGE_FEATURES, NODE_FEATURES
+from model.graph_io import GraphFileError, load_graph
 
 
 class GraphSetError(ValueError):

@@ -24,7 +24,7 @@ else
 fi
 
 echo "== 2/2 short training run on a generated graph set -> $out/training/"
-"$python" -m data.synthetic_graphs "$out/train_graphs" --count 96 --num_epochs 3 --overwrite
+"$python" -m training.synthetic_graphs "$out/train_graphs" --count 96 --num_epochs 3 --overwrite
 "$venv/bin/accelerate" launch --config_file accelerate_config/default.yaml train.py \
   --config "$out/train_graphs/config.yaml" --save_dir "$out/training" --overwrite
-"$python" -m model.convert inspect "$out/training/topo_last.ckpt"
+"$python" convert.py inspect "$out/training/topo_last.ckpt"

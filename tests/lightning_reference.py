@@ -28,7 +28,7 @@ from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import Dataset
 from torch_geometric.loader import DataLoader
 
-from data.graph_io import load_graph
+from model.graph_io import load_graph
 from model.topoqa import TopoQA, build_model
 
 CHECKPOINT_FILENAME = "topo_{epoch}_{val_loss:.5f}"

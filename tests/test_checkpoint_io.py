@@ -15,17 +15,19 @@ import torch
 from model.checkpoint import (
     LIGHTNING_METADATA_KEY,
     CheckpointError,
-    lightning_from_weights,
-    lightning_metadata,
     read_checkpoint,
-    read_training_state,
-    training_state_path,
     write_lightning,
     write_safetensors,
-    write_training_state,
 )
 from model.topoqa import TopoQA
 from tests.conftest import need_reference
+from training.lightning_checkpoint import (
+    lightning_from_weights,
+    lightning_metadata,
+    read_training_state,
+    training_state_path,
+    write_training_state,
+)
 
 
 def assert_same_tree(ours, theirs, where: str = "checkpoint") -> None:

@@ -1,4 +1,4 @@
-"""The converter command line (`python -m model.convert`) on the published checkpoint."""
+"""The converter command line (`python convert.py`) on the published checkpoint."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from model.checkpoint import read_checkpoint, sha256_file
-from model.convert import main
+from convert import main
+from data.files import sha256_file
+from model.checkpoint import read_checkpoint
 from model.topoqa import TopoQA
 from tests.conftest import REPO_ROOT, need_reference
 from tests.test_checkpoint_io import _TouchMarker, assert_same_tree
@@ -238,7 +239,7 @@ def test_command_line_refuses_a_malicious_checkpoint(tmp_path, capsys):
         assert code == 2 and out == ""
         assert_one_line_error(err, str(evil), "refused to load", "system")
     # The real entry point, in its own process (one start: importing torch is slow on CI).
-    argv = [sys.executable, "-m", "model.convert", "to-safetensors", str(evil), str(tmp_path / "out.safetensors")]
+    argv = [sys.executable, "convert.py", "to-safetensors", str(evil), str(tmp_path / "out.safetensors")]
     result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and result.stdout == ""
     assert_one_line_error(result.stderr, str(evil), "refused to load", "system")

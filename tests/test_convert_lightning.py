@@ -10,9 +10,9 @@ import pytorch_lightning as pl
 import torch
 from torch_geometric.loader import DataLoader
 
-from data.graph_io import load_graph
+from convert import main
 from model.checkpoint import read_checkpoint, write_safetensors
-from model.convert import main
+from model.graph_io import load_graph
 from model.topoqa import TopoQA
 from tests.conftest import need_reference
 from tests.lightning_reference import ReferenceModule

@@ -18,7 +18,7 @@ import data.featurize
 from data.dssp import mkdssp_available
 from data.featurize import featurize_many, main
 from data.graph_cache import GraphCache, cache_key, default_cache_dir
-from data.graph_io import GRAPH_FORMAT_VERSION, load_graph
+from model.graph_io import GRAPH_FORMAT_VERSION, load_graph
 from tests.conftest import need_reference
 
 pytestmark = pytest.mark.skipif(not mkdssp_available(), reason="mkdssp not installed (scripts/setup.sh installs it)")

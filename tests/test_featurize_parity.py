@@ -14,10 +14,10 @@ from torch_geometric.data import Batch
 
 from data.dssp import mkdssp_available
 from data.featurize import featurize_stages
-from data.graph_io import GRAPH_FORMAT_VERSION
 from data.node_features import NODE_COLUMNS
 from data.topology import TOPO_COLUMNS
 from model.checkpoint import load_model
+from model.graph_io import GRAPH_FORMAT_VERSION
 from tests.conftest import need_reference, reference_root
 
 TOLERANCE = 1e-6

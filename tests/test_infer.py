@@ -248,7 +248,7 @@ def test_work_dir_graphs_are_not_replaced_silently(tmp_path, golden_dirs, publis
     assert not (tmp_path / "out").exists()  # refused before any work
     replaced = run_infer(*arguments, "-r", str(tmp_path / "out"), "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
-    from data.graph_io import load_graph
+    from model.graph_io import load_graph
 
     assert load_graph(users_file).name == "dove"
 
@@ -296,6 +296,6 @@ def test_checkpoint_geometry_decides_the_graphs(tmp_path, golden_dirs, published
                           "--checkpoint", str(checkpoint), "--jobs", "2", "--no_cache")
     assert completed.returncode == 0, completed.stderr
     assert "warning" not in completed.stderr
-    from data.graph_io import load_graph
+    from model.graph_io import load_graph
 
     assert load_graph(tmp_path / "graphs" / "dove.pt").geometry == "xyz"

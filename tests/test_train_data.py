@@ -12,13 +12,13 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from data.batching import make_loader
-from data.graph_dataset import GraphSet, TrainingDataError, load_graph_sets, read_label_file
-from data.graph_io import load_graph, save_graph
-from data.synthetic_graphs import synthetic_graph, write_synthetic_set
-from model.best_checkpoints import BestCheckpoints
+from model.graph_io import load_graph, save_graph
 from tests.conftest import need_reference
 from tests.test_train_helpers import reference_names, run_train, write_labels
+from training.batching import make_loader
+from training.best_checkpoints import BestCheckpoints
+from training.graph_sets import GraphSet, TrainingDataError, load_graph_sets, read_label_file
+from training.synthetic_graphs import synthetic_graph, write_synthetic_set
 
 
 def graph(nodes: int = 5, y: float | None = 0.5, node_features: int = 172) -> Data:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.best_checkpoints import STATE_KEY
 from model.checkpoint import read_checkpoint
 from tests.conftest import need_reference
 from tests.test_train_helpers import (
@@ -25,6 +24,7 @@ from tests.test_train_helpers import (
     run_train,
     write_labels,
 )
+from training.best_checkpoints import STATE_KEY
 
 SETTINGS = {"batch_size": 12, "accumulate_grad_batches": 4, "learning_rate": 0.003, "num_epochs": 5, "seed": 7}
 

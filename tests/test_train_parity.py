@@ -10,7 +10,6 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from model.best_checkpoints import STATE_KEY
 from model.checkpoint import load_model, read_checkpoint
 from tests.conftest import need_reference
 from tests.test_train_helpers import (
@@ -22,6 +21,7 @@ from tests.test_train_helpers import (
     read_metrics,
     run_train,
 )
+from training.best_checkpoints import STATE_KEY
 
 # Cross-CPU rounding only (measured: 5.6e-6 on an AVX2 AMD EPYC); one misplaced random draw gives 3.6e-2.
 ROUNDING_LEVEL = 1e-4

@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.data import Batch
 
-from data.graph_dataset import GraphSet
-from model.best_checkpoints import STATE_KEY
-from model.checkpoint import load_model, sha256_file
+from data.files import sha256_file
+from model.checkpoint import load_model
 from tests.conftest import REPO_ROOT, need_reference
 from tests.test_train_helpers import (
     checkpoint_names,
@@ -27,6 +26,8 @@ from tests.test_train_helpers import (
     run_train,
     write_labels,
 )
+from training.best_checkpoints import STATE_KEY
+from training.graph_sets import GraphSet
 
 
 @pytest.fixture(scope="module")

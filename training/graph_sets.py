@@ -14,8 +14,8 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from data.graph_io import GraphFileError, load_graph
-from model.topoqa import EDGE_FEATURES, NODE_FEATURES
+from data.graph_arrays import EDGE_FEATURES, NODE_FEATURES
+from model.graph_io import GraphFileError, load_graph
 
 MAX_LISTED_PROBLEMS = 50
 

@@ -1,9 +1,9 @@
 """Convert TopoQA checkpoints between Lightning `.ckpt` and safetensors, inspect and verify them.
 
-    python -m model.convert to-safetensors IN.ckpt OUT.safetensors [--weights-only] [--overwrite]
-    python -m model.convert to-lightning IN.safetensors OUT.ckpt [--training-state FILE | --weights-only] [--overwrite]
-    python -m model.convert verify CANDIDATE [--reference REF] [--graphs DIR | --complex_folder DIR] [--tolerance T]
-    python -m model.convert inspect FILE
+    python convert.py to-safetensors IN.ckpt OUT.safetensors [--weights-only] [--overwrite]
+    python convert.py to-lightning IN.safetensors OUT.ckpt [--training-state FILE | --weights-only] [--overwrite]
+    python convert.py verify CANDIDATE [--reference REF] [--graphs DIR | --complex_folder DIR] [--tolerance T]
+    python convert.py inspect FILE
 
 `to-safetensors` writes the weights to OUT.safetensors and, for a Lightning source, everything
 else (optimizer state, callbacks, loops) to the companion OUT.training.safetensors, so that
@@ -25,22 +25,17 @@ from pathlib import Path
 
 import torch
 
-from data.graph_io import GraphFileError
+from data.files import sha256_file
 from model.checkpoint import (
     TRAINING_STATE_FORMAT,
     Checkpoint,
     CheckpointError,
-    lightning_from_weights,
-    lightning_metadata,
     read_checkpoint,
-    read_training_state,
-    sha256_file,
-    training_state_path,
     write_lightning,
     write_safetensors,
-    write_training_state,
 )
 from model.checkpoint_paths import default_checkpoint_path, reference_root
+from model.graph_io import GraphFileError
 from model.predict import predict
 from model.topoqa import TopoQA
 from model.verify import (
@@ -48,6 +43,13 @@ from model.verify import (
     featurized_graphs,
     load_graph_folder,
     tensor_differences,
+)
+from training.lightning_checkpoint import (
+    lightning_from_weights,
+    lightning_metadata,
+    read_training_state,
+    training_state_path,
+    write_training_state,
 )
 
 DEFAULT_TOLERANCE = 1e-5
@@ -287,7 +289,7 @@ def verify_checkpoint(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m model.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python convert.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -1,6 +1,6 @@
 """Synthetic TopoQA graph sets for demos and benchmarks (random features, realistic sizes; not for science).
 
-    python -m data.synthetic_graphs OUT_DIR [--count 96] [--seed 0] [--min_nodes 30 --max_nodes 240]
+    python -m training.synthetic_graphs OUT_DIR [--count 96] [--seed 0] [--min_nodes 30 --max_nodes 240]
 
 writes OUT_DIR/graphs/<MODEL>.pt, OUT_DIR/train.csv and OUT_DIR/val.csv (MODEL,dockq; 75/25 split) and
 OUT_DIR/config.yaml, a short training configuration that `train.py --config` accepts.
@@ -17,8 +17,8 @@ import torch
 import yaml
 from torch_geometric.data import Data
 
-from data.graph_io import save_graph
-from model.topoqa import EDGE_FEATURES, NODE_FEATURES
+from data.graph_arrays import EDGE_FEATURES, NODE_FEATURES
+from model.graph_io import save_graph
 
 EDGES_PER_NODE = 4  # interface graphs of real complexes have about 4 directed edges per node
 
@@ -82,7 +82,7 @@ def write_synthetic_set(
         "seed": 222,
     }
     config_path = out_dir / "config.yaml"
-    header = "# Synthetic demo set written by data/synthetic_graphs.py\n"
+    header = "# Synthetic demo set written by training/synthetic_graphs.py\n"
     config_path.write_text(header + yaml.safe_dump(config, sort_keys=False))
     return config_path
 
