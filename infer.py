@@ -12,8 +12,6 @@ bad arguments (missing folder or checkpoint, outputs that exist already, ...).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import sys
 import tempfile
@@ -24,8 +22,9 @@ from pathlib import Path
 # and never need torch. torch and the network are imported while they work (see main()).
 from data.edges import GEOMETRY_XYY
 from data.featurize import PDB_SUFFIXES, FeaturizeJobs, complex_name, featurize_many
-from data.files import write_text_atomically
+from data.files import write_csv
 from data.graph_cache import CACHE_ENV, default_cache_dir
+from data.labels import LabelFileError, read_labels
 from data.topology import alpha_precision
 from data.workers import exit_on_interrupt
 from model.checkpoint_paths import default_checkpoint_path, safetensors_metadata
@@ -89,34 +88,13 @@ def complex_inputs(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     return inputs, skipped
 
 
-def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_text_atomically(path, buffer.getvalue(), overwrite=True)
-
-
-def read_labels(path: Path, target_column: str) -> dict[str, tuple[float, str]]:
-    """MODEL -> (true DockQ, target) from a labels CSV; column names match case-insensitively."""
+def read_label_table(path: Path, target_column: str) -> dict[str, tuple[float, str]]:
+    """MODEL -> (true DockQ, target; "all" without a target column); a bad file stops here, naming every problem."""
     try:
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-            header = rows[0].keys() if rows else []
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        fail(f"{path}: cannot read labels CSV ({error})")
-    columns = {name.strip().lower(): name for name in header if name is not None}
-    if "model" not in columns or "dockq" not in columns:
-        fail(f"{path}: labels need a MODEL and a DockQ column (found {', '.join(header) or 'no rows'})")
-    target = columns.get(target_column.lower())
-    labels = {}
-    for line, row in enumerate(rows, start=2):
-        try:
-            dockq = float(row[columns["dockq"]])
-        except (TypeError, ValueError):
-            fail(f"{path}, line {line}: DockQ {row[columns['dockq']]!r} is not a number")
-        labels[row[columns["model"]].strip()] = (dockq, row[target].strip() if target else "all")
-    return labels
+        labels = read_labels(path, "dockq", target_column=target_column)
+    except LabelFileError as error:
+        fail(str(error))
+    return {label.model: (label.value, label.target or "all") for label in labels}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     existing = [result_folder / name for name in outputs if (result_folder / name).exists()]
     if existing and not args.overwrite:
         fail(f"{existing[0]} already exists; pass --overwrite to replace it, or choose another --result_folder")
-    labels = read_labels(Path(args.labels), args.target_column) if args.labels else None
+    labels = read_label_table(Path(args.labels), args.target_column) if args.labels else None
 
     inputs, skipped = complex_inputs(folder)
     if not inputs:
@@ -209,12 +187,13 @@ def main(argv: list[str] | None = None) -> int:
 
     result_folder.mkdir(parents=True, exist_ok=True)
     # repr of the float32 prediction as a Python float: the reference's text form.
-    write_csv_atomically(result_folder / "result.csv", ["MODEL", "PRED_DOCKQ"],
-                         [[name, repr(value)] for name, value in zip(names, predictions, strict=True)])
+    # Checked before any work: these files did not exist, or --overwrite was given.
+    write_csv(result_folder / "result.csv", ["MODEL", "PRED_DOCKQ"],
+              [[name, repr(value)] for name, value in zip(names, predictions, strict=True)], overwrite=True)
     ranked = sorted(zip(names, predictions, strict=True), key=lambda item: (-item[1], item[0]))
-    write_csv_atomically(result_folder / "ranking.csv", ["RANK", "MODEL", "PRED_DOCKQ"],
-                         [[rank, name, repr(value)] for rank, (name, value) in enumerate(ranked, start=1)])
-    write_csv_atomically(result_folder / "skipped.csv", ["MODEL", "REASON"], [list(item) for item in skipped])
+    write_csv(result_folder / "ranking.csv", ["RANK", "MODEL", "PRED_DOCKQ"],
+              [[rank, name, repr(value)] for rank, (name, value) in enumerate(ranked, start=1)], overwrite=True)
+    write_csv(result_folder / "skipped.csv", ["MODEL", "REASON"], skipped, overwrite=True)
 
     elapsed = time.perf_counter() - started
     print(f"scored {len(graphs)} of {len(inputs)} complexes in {elapsed:.1f} s with {checkpoint_path}"
@@ -247,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(["ALL", evaluation.models, evaluation.pearson, evaluation.spearman, evaluation.mse,
                          evaluation.mean_top1_loss, evaluation.top1_hits, evaluation.top5_hits])
             header = ["TARGET", "MODELS", "PEARSON", "SPEARMAN", "MSE", "TOP1_LOSS", "TOP1_HIT", "TOP5_HIT"]
-            write_csv_atomically(result_folder / "evaluation.csv", header, rows)
+            write_csv(result_folder / "evaluation.csv", header, rows, overwrite=True)
             print("\n".join(evaluation.summary_lines()))
     return 0 if graphs else 1
 

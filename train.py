@@ -29,6 +29,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
+from data.files import write_csv
 from model.checkpoint import CheckpointError, read_checkpoint, write_lightning, write_safetensors
 from model.topoqa import TopoQA
 from training.batching import make_loader
@@ -45,7 +46,7 @@ from training.determinism import (
 )
 from training.graph_sets import TrainingDataError, load_graph_sets
 from training.lightning_checkpoint import lightning_checkpoint, lightning_loops
-from training.metrics import METRICS_COLUMNS, EpochMean, metrics_rows, write_csv
+from training.metrics import METRICS_COLUMNS, EpochMean, metrics_rows
 
 RESUME_KEY = "topoqa_resume"  # extra top-level entry of topo_last.ckpt; Lightning ignores it
 RESUME_FORMAT_VERSION = 1
@@ -249,8 +250,8 @@ def save_epoch(
         os.replace(f"{copy}.tmp", copy)
         write_safetensors(save_dir / "topo_best.safetensors", weights, metadata, overwrite=True)
     write_safetensors(save_dir / "topo_last.safetensors", weights, metadata, overwrite=True)
-    write_csv(save_dir / "metrics.csv", METRICS_COLUMNS, state.metric_rows)
-    write_csv(save_dir / "timings.csv", TIMING_COLUMNS, state.timing_rows)
+    write_csv(save_dir / "metrics.csv", METRICS_COLUMNS, state.metric_rows, overwrite=True, line_terminator="\r\n")
+    write_csv(save_dir / "timings.csv", TIMING_COLUMNS, state.timing_rows, overwrite=True, line_terminator="\r\n")
     best.last_model_path = best.path(LAST_NAME)
     write_lightning(save_dir / LAST_NAME, {**checkpoint(), RESUME_KEY: resume_state}, overwrite=True)
 

@@ -1,19 +1,14 @@
-"""PDB complex -> TopoQA graph (SPEC 1.1-1.4), one complex or a whole folder.
+"""PDB complex -> TopoQA graph (SPEC 1.1-1.4), one complex or a whole folder (`featurize.py` is the command).
 
 The featurisation itself is torch-free (NumPy arrays in and out, see `GraphArrays`), so that worker processes
 never import torch; the network reads the arrays directly, `.graph` wraps them into the PyG `Data` of graph files.
-
-    python -m data.featurize --complex_folder DIR --out_dir DIR [--labels CSV] [--geometry xyy|xyz]
-                             [--jobs N] [--cache_dir DIR] [--overwrite]
 """
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import queue
-import sys
 import threading
 import time
 import warnings
@@ -32,7 +27,7 @@ from tqdm.auto import tqdm
 from data.dssp import DsspRun, residues_within_reach
 from data.edges import GEOMETRIES, GEOMETRY_XYY, decimal_ca_coordinates, edge_features
 from data.graph_arrays import GRAPH_FORMAT_VERSION, GraphArrays
-from data.graph_cache import CACHE_ENV, GraphCache, cache_key, default_cache_dir, featurisation_fingerprint
+from data.graph_cache import GraphCache, cache_key, featurisation_fingerprint
 from data.interface import interface_ids, interface_residues
 from data.node_features import node_table
 from data.structure import (
@@ -42,8 +37,8 @@ from data.structure import (
     read_first_model_text,
     require_coordinates,
 )
-from data.topology import alpha_precision, default_workers, topology_table
-from data.workers import exit_on_interrupt, prepare_worker
+from data.topology import default_workers, topology_table
+from data.workers import prepare_worker
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data
@@ -349,102 +344,3 @@ def find_complexes(folder: str | os.PathLike) -> list[Path]:
     return sorted(
         (p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(PDB_SUFFIXES)), key=lambda p: p.name
     )
-
-
-def read_labels(csv_path: str | os.PathLike, column: str = "dockq") -> dict[str, float]:
-    """MODEL -> label from a CSV with a `MODEL` column and a label column (name matched case-insensitively)."""
-    import pandas as pd
-
-    table = pd.read_csv(csv_path, dtype={"MODEL": str})
-    if "MODEL" not in table.columns:
-        raise ValueError(f"{csv_path}: no MODEL column (columns: {', '.join(map(str, table.columns))})")
-    matches = [c for c in table.columns if str(c).lower() == column.lower()]
-    if not matches:
-        raise ValueError(f"{csv_path}: no {column!r} column (columns: {', '.join(map(str, table.columns))})")
-    return dict(zip(table["MODEL"], table[matches[0]].astype(float), strict=True))
-
-
-def main(argv: list[str] | None = None) -> int:
-    import pandas as pd
-    import torch
-
-    from model.graph_io import save_graph
-
-    parser = argparse.ArgumentParser(
-        prog="python -m data.featurize", description="Featurise a folder of PDB complexes into TopoQA graph files."
-    )
-    parser.add_argument("--complex_folder", required=True, help="folder of .pdb / .pdb.gz / .ent files")
-    parser.add_argument("--out_dir", required=True, help="where <MODEL>.pt graph files and skipped.csv go")
-    parser.add_argument("--labels", help="CSV with MODEL and a DockQ column: attaches y (float32 [1]) to each graph")
-    parser.add_argument("--label_column", default="dockq", help="label column in --labels (case-insensitive)")
-    parser.add_argument("--geometry", choices=GEOMETRIES, default=GEOMETRY_XYY,
-                        help="edge histogram points: xyy reproduces the reference (and the published checkpoint); "
-                             "xyz uses true coordinates, for retraining")
-    parser.add_argument("--jobs", type=int, default=1, help="complexes featurised in parallel (processes)")
-    parser.add_argument("--cache_dir", default=None,
-                        help=f"content-hash cache (default ${CACHE_ENV}, else ~/.cache/topoqa/graphs)")
-    parser.add_argument("--no_cache", action="store_true", help="neither read nor write the cache")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing graph files in --out_dir")
-    args = parser.parse_args(argv)
-
-    folder, out_dir = Path(args.complex_folder), Path(args.out_dir)
-    if not folder.is_dir():
-        print(f"error: {folder}: not a folder", file=sys.stderr)
-        return 2
-    try:
-        alpha_precision()
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    labels = None
-    if args.labels:
-        try:
-            labels = read_labels(args.labels, args.label_column)
-        except (OSError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-    skipped: list[tuple[str, str]] = []
-    todo, seen = [], set()
-    for path in find_complexes(folder):
-        name = complex_name(path)
-        if name in seen:
-            skipped.append((name, f"duplicate name: {path.name} (another file has the same MODEL name)"))
-            continue
-        seen.add(name)
-        if (out_dir / f"{name}.pt").exists() and not args.overwrite:
-            skipped.append((name, f"{out_dir / (name + '.pt')} already exists (pass --overwrite to replace it)"))
-            continue
-        if labels is not None and name not in labels:
-            skipped.append((name, f"no label in {args.labels}"))
-            continue
-        todo.append(path)
-    if not todo and not skipped:
-        print(f"error: no PDB files (.pdb, .pdb.gz, .ent) in {folder}", file=sys.stderr)
-        return 1
-
-    cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    written = 0
-    for result in featurize_many(todo, geometry=args.geometry, jobs=args.jobs, cache_dir=cache_dir):
-        if result.graph is None:
-            skipped.append((result.name, result.reason or "unknown"))
-            continue
-        graph = result.graph
-        if labels is not None:
-            graph.y = torch.tensor([labels[result.name]], dtype=torch.float32)
-        save_graph(graph, out_dir / f"{result.name}.pt", overwrite=args.overwrite)
-        written += 1
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    skipped_csv = out_dir / "skipped.csv"
-    pd.DataFrame(skipped, columns=["MODEL", "REASON"]).to_csv(skipped_csv, index=False)
-    for name, reason in skipped:
-        print(f"skipped {name}: {reason}", file=sys.stderr)
-    print(f"featurised {written} complex(es) into {out_dir}; skipped {len(skipped)} (listed in {skipped_csv})")
-    return 0 if written or any("already exists" in reason for _, reason in skipped) else 1
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        exit_on_interrupt("python -m data.featurize")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import stat
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -34,6 +36,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], overw
 
 def write_text_atomically(path: str | os.PathLike, text: str, overwrite: bool = False) -> None:
     atomic_write(path, lambda target: target.write_text(text), overwrite)
+
+
+def write_csv(
+    path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence | Mapping], *, overwrite: bool = False,
+    line_terminator: str = "\n",
+) -> None:
+    """A CSV file written atomically: the header, then each row (a sequence, or a mapping by column name,
+    missing entries empty). `line_terminator` "\r\n" gives the files Lightning's CSV logger writes."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=line_terminator)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([row.get(column, "") for column in columns] if isinstance(row, Mapping) else row)
+    write_text_atomically(path, buffer.getvalue(), overwrite)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

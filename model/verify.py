@@ -6,14 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 from torch_geometric.data import Data
 
-from data.graph_arrays import EDGE_FEATURES, NODE_FEATURES
-from model.graph_io import GraphFileError, load_graph
+from model.graph_io import GraphFileError, graph_problems, load_graph
 
 
 class GraphSetError(ValueError):
@@ -33,24 +31,6 @@ def tensor_differences(candidate: dict[str, Tensor], reference: dict[str, Tensor
         gap = (candidate[key].double() - expected.double()).abs()
         differences[key] = float(gap.max()) if gap.numel() else 0.0
     return differences
-
-
-def graph_problem(graph: Data) -> str | None:
-    """Why a graph cannot be scored by the network, or None when it can."""
-    x, edge_index, edge_attr = (getattr(graph, name, None) for name in ("x", "edge_index", "edge_attr"))
-    for name, value in (("x", x), ("edge_index", edge_index), ("edge_attr", edge_attr)):
-        if not isinstance(value, Tensor):
-            return f"has no tensor {name}"
-    if x.dim() != 2 or x.shape[1] != NODE_FEATURES or x.shape[0] == 0 or x.dtype != torch.float32:
-        return f"x is {x.dtype} {list(x.shape)}, expected float32 [N>0, {NODE_FEATURES}]"
-    if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.dtype != torch.int64:
-        return f"edge_index is {edge_index.dtype} {list(edge_index.shape)}, expected int64 [2, E]"
-    edges = edge_index.shape[1]
-    if edge_attr.dim() != 2 or list(edge_attr.shape) != [edges, EDGE_FEATURES] or edge_attr.dtype != torch.float32:
-        return f"edge_attr is {edge_attr.dtype} {list(edge_attr.shape)}, expected float32 [{edges}, {EDGE_FEATURES}]"
-    if edges and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.shape[0]):
-        return f"edge_index refers to nodes outside 0..{x.shape[0] - 1}"
-    return None
 
 
 def _read_graph(path: Path) -> Data:
@@ -88,9 +68,9 @@ def load_graph_folder(folder: str | os.PathLike) -> tuple[list[NamedGraph], list
         except GraphFileError as error:
             skipped.append(f"{error}; skipped")
             continue
-        problem = graph_problem(graph)
-        if problem:
-            skipped.append(f"{path}: {problem}; skipped")
+        problems = graph_problems(graph)
+        if problems:
+            skipped.append(f"{path}: {'; '.join(problems)}; skipped")
             continue
         graphs.append(NamedGraph(name, graph))
     if not graphs:

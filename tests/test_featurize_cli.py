@@ -16,8 +16,9 @@ from safetensors.numpy import load_file
 
 import data.featurize
 from data.dssp import mkdssp_available
-from data.featurize import featurize_many, main
+from data.featurize import featurize_many
 from data.graph_cache import GraphCache, cache_key, default_cache_dir
+from featurize import main
 from model.graph_io import GRAPH_FORMAT_VERSION, load_graph
 from tests.conftest import need_reference
 

@@ -95,7 +95,7 @@ def test_alpha_precision_is_part_of_the_cache_key(tmp_path, monkeypatch):
     assert cache_key(pdb, "xyy") == fast
 
 
-@pytest.mark.parametrize("command", [["infer.py", "-c", "examples"], ["-m", "data.featurize", "--complex_folder",
+@pytest.mark.parametrize("command", [["infer.py", "-c", "examples"], ["featurize.py", "--complex_folder",
                                                                        "examples", "--out_dir", "unused"]])
 def test_unknown_alpha_precision_is_refused_before_any_work(tmp_path, command):
     if command[0] == "infer.py":

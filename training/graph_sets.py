@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
 import os
@@ -14,10 +13,8 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from data.graph_arrays import EDGE_FEATURES, NODE_FEATURES
-from model.graph_io import GraphFileError, load_graph
-
-MAX_LISTED_PROBLEMS = 50
+from data.labels import LabelFileError, format_problems, read_labels
+from model.graph_io import GraphFileError, graph_problems, load_graph
 
 
 class TrainingDataError(ValueError):
@@ -25,82 +22,15 @@ class TrainingDataError(ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(format_problems(problems))
-
-
-def format_problems(problems: list[str]) -> str:
-    shown = problems[:MAX_LISTED_PROBLEMS]
-    lines = [f"{len(problems)} problem(s) in the training data:"] + [f"  {line}" for line in shown]
-    if len(problems) > len(shown):
-        lines.append(f"  ... and {len(problems) - len(shown)} more")
-    return "\n".join(lines)
+        super().__init__(format_problems(problems, "the training data"))
 
 
 def read_label_file(path: str | os.PathLike) -> list[tuple[str, float | None]]:
-    """(MODEL, DockQ or None) pairs in file order; the DockQ column is optional and matched case-insensitively."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingDataError([f"{path}: label file not found"])
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = {name.strip().lower(): name for name in reader.fieldnames or []}
-        if "model" not in columns:
-            raise TrainingDataError([f"{path}: no MODEL column (columns: {', '.join(reader.fieldnames or [])})"])
-        model_column, dockq_column = columns["model"], columns.get("dockq")
-        rows, problems = [], []
-        for line, row in enumerate(reader, start=2):
-            name = (row[model_column] or "").strip()
-            text = (row.get(dockq_column) or "").strip() if dockq_column else ""
-            try:
-                dockq = float(text) if text else None
-            except ValueError:
-                problems.append(f"{path}:{line}: {name}: DockQ {text!r} is not a number")
-                continue
-            if not name:
-                problems.append(f"{path}:{line}: empty MODEL name")
-                continue
-            rows.append((name, dockq))
-    seen: set[str] = set()
-    for name, _ in rows:
-        if name in seen:
-            problems.append(f"{path}: {name} is listed more than once")
-        seen.add(name)
-    if not rows and not problems:
-        problems.append(f"{path}: no rows")
-    if problems:
-        raise TrainingDataError(problems)
-    return rows
-
-
-def _check_graph(graph: Data) -> list[str]:
-    """What is wrong with one loaded graph (empty when it is usable)."""
-    required = ("x", "edge_index", "edge_attr")
-    missing = [key for key in required if not isinstance(getattr(graph, key, None), torch.Tensor)]
-    if missing:
-        return [f"missing {', '.join(missing)}"]
-    x, edge_index, edge_attr = graph.x, graph.edge_index, graph.edge_attr
-    problems = []
-    if x.dim() != 2 or x.shape[1] != NODE_FEATURES:
-        problems.append(f"x has shape {list(x.shape)}, expected [nodes, {NODE_FEATURES}]")
-    elif x.shape[0] == 0:
-        problems.append("no nodes")
-    if edge_attr.dim() != 2 or edge_attr.shape[1] != EDGE_FEATURES:
-        problems.append(f"edge_attr has shape {list(edge_attr.shape)}, expected [edges, {EDGE_FEATURES}]")
-    for key, tensor in (("x", x), ("edge_attr", edge_attr)):
-        if tensor.dtype != torch.float32:
-            problems.append(f"{key} is {tensor.dtype}, expected torch.float32")
-        elif not torch.isfinite(tensor).all():
-            problems.append(f"{key} contains NaN or infinite values")
-    if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.dtype != torch.int64:
-        problems.append(
-            f"edge_index has shape {list(edge_index.shape)} and dtype {edge_index.dtype}, expected [2, edges] int64"
-        )
-    else:
-        if edge_attr.dim() == 2 and edge_attr.shape[0] != edge_index.shape[1]:
-            problems.append(f"{edge_index.shape[1]} edges but {edge_attr.shape[0]} edge_attr rows")
-        if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= x.shape[0]):
-            problems.append(f"edge_index refers to nodes outside 0..{x.shape[0] - 1}")
-    return problems
+    """(MODEL, DockQ or None) pairs in file order: the DockQ column is optional (graphs may carry their own y)."""
+    try:
+        return [(label.model, label.value) for label in read_labels(path, value_required=False)]
+    except LabelFileError as error:
+        raise TrainingDataError(error.problems) from None
 
 
 def _label(graph: Data, csv_dockq: float | None) -> tuple[torch.Tensor | None, str | None]:
@@ -166,7 +96,7 @@ class GraphSet(Dataset):
             except GraphFileError as error:
                 problems.append(str(error))
                 continue
-            issues = _check_graph(graph)
+            issues = graph_problems(graph)
             label, label_issue = _label(graph, csv_dockq)
             if label_issue:
                 issues.append(label_issue)

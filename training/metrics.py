@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 from typing import Any
 
 import torch
 from torch import Tensor
-
-from data.files import write_text_atomically
 
 METRICS_COLUMNS = ["epoch", "step", "train_mse", "val_loss"]
 
@@ -43,13 +38,3 @@ def metrics_rows(epoch: int, step: int, train_mse: float, val_loss: float) -> li
         {"epoch": epoch, "step": step, "train_mse": "", "val_loss": val_loss},
         {"epoch": epoch, "step": step, "train_mse": train_mse, "val_loss": ""},
     ]
-
-
-def write_csv(path: str | os.PathLike, columns: list[str], rows: list[dict[str, Any]], overwrite: bool = True) -> None:
-    """Rewrite a small CSV atomically (a crash never leaves half a file)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    text = buffer.getvalue()
-    write_text_atomically(path, text, overwrite)

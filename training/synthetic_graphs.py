@@ -9,7 +9,6 @@ OUT_DIR/config.yaml, a short training configuration that `train.py --config` acc
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 import yaml
 from torch_geometric.data import Data
 
+from data.files import write_csv
 from data.graph_arrays import EDGE_FEATURES, NODE_FEATURES
 from model.graph_io import save_graph
 
@@ -67,10 +67,8 @@ def write_synthetic_set(
         labels.append(float(graph.y))
     split = max(1, (count * 3) // 4)
     for file_name, rows in (("train.csv", range(split)), ("val.csv", range(split, count))):
-        with open(out_dir / file_name, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["MODEL", "dockq"])
-            writer.writerows([names[row], f"{labels[row]:.6f}"] for row in rows)
+        write_csv(out_dir / file_name, ["MODEL", "dockq"], ([names[row], f"{labels[row]:.6f}"] for row in rows),
+                  overwrite=overwrite, line_terminator="\r\n")
     config = {
         "graph_dir": "graphs",
         "train_label_file": "train.csv",
