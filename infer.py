@@ -237,7 +237,7 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         exit_on_interrupt("infer.py")
     # Everything is written (atomically) and reported, and the featurisation workers have exited. Python's own
-    # teardown of torch would take ~0.9 s more of one CPU (measured): leave the memory to the system.
+    # teardown of torch would take most of a second more of one CPU: leave the memory to the system.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(exit_code)

@@ -1,7 +1,7 @@
 """The input mkdssp reads fastest: a minimal mmCIF copy of a plain PDB complex.
 
 mkdssp 4.x converts a PDB file to mmCIF before it computes anything, and that conversion is most of its time
-(1.4 s of CPU on a 7,000-atom dimer, 0.5 s from this copy; 5.7 s -> 3.3 s on 27,000 atoms). DSSP itself reads
+(bench/RESULTS.md has the measurements). DSSP itself reads
 only two categories: the polymer residues (`pdbx_poly_seq_scheme`) and their atoms (`atom_site`). For input in
 the plain form docking tools and AlphaFold write, this module writes those two categories the way mkdssp's own
 conversion fills them, so the residue lines it prints are byte-identical (tested on every input the tests
