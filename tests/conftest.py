@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from data.dssp import mkdssp_available
 from model.checkpoint_paths import reference_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +27,21 @@ def need_reference(*parts: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def mkdssp() -> None:
+    """mkdssp on PATH, or a skip (a failure in CI, which installs it). Session-scoped, so that it runs before
+    the module fixtures that featurise."""
+    if not mkdssp_available():
+        message = "mkdssp not installed (scripts/setup.sh installs it)"
+        if reference_required():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+# For tests that run mkdssp: `@needs_mkdssp`, or `pytestmark = needs_mkdssp` for a whole module.
+needs_mkdssp = pytest.mark.usefixtures("mkdssp")
 
 
 @pytest.fixture(scope="session")
