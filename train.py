@@ -29,6 +29,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
+from data.faults import fault_point
 from model.checkpoint import CheckpointError, read_checkpoint, write_lightning, write_safetensors
 from model.topoqa import TopoQA
 from training.batching import make_loader
@@ -379,6 +380,7 @@ def main(argv: list[str] | None = None) -> None:
                 resume_state,
                 metadata,
             )
+            fault_point("epoch-saved", f"epoch={epoch}")  # tests kill the run here (data/faults.py)
         accelerator.wait_for_everyone()
         accelerator.print(
             f"epoch {epoch + 1}/{config.num_epochs}  train_mse {train_value:.6f}  val_loss {val_value:.6f}  "
