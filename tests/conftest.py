@@ -93,3 +93,12 @@ def generated_graphs(generated_run) -> Path:
 def trained_checkpoint(generated_run) -> Path:
     """topo_last.ckpt of the generated run: a Lightning checkpoint that needs no reference."""
     return generated_run / "run" / "topo_last.ckpt"
+
+
+@pytest.fixture(params=["generated", "published"])
+def lightning_file(request) -> Path:
+    """A Lightning checkpoint: train.py's from the generated run (always there), then the published one (skips
+    without the reference), for tests whose assertions hold for any checkpoint."""
+    if request.param == "published":
+        return request.getfixturevalue("published_checkpoint")
+    return request.getfixturevalue("trained_checkpoint")
