@@ -22,6 +22,7 @@ import yaml
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from tqdm.auto import tqdm
 
+from data.faults import fault_point
 from model.topoqa import TopoQA
 from training.batching import make_loader
 from training.best_checkpoints import best_copy_name
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         summary = EpochSummary(epoch, optimizer_steps, train_value, val_value, train_seconds,
                                time.perf_counter() - started)
         run.save_epoch(summary, accelerator, model, optimizer, batches=(len(train_loader), len(val_loader)))
+        fault_point("epoch-saved", f"epoch={epoch}")  # tests kill the run here, never at a random moment
         accelerator.print(
             f"epoch {epoch + 1}/{config.num_epochs}  train_mse {train_value:.6f}  val_loss {val_value:.6f}  "
             f"best {float(run.best.best_model_score):.6f} ({Path(run.best.best_model_path).name})  "

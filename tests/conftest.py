@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from data.dssp import mkdssp_available
 from model.checkpoint_paths import reference_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +32,21 @@ def need_reference(*parts: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mkdssp() -> None:
+    """mkdssp on PATH, or a skip (a failure in CI, which installs it). Session-scoped, so that it runs before
+    the module fixtures that featurise."""
+    if not mkdssp_available():
+        message = "mkdssp not installed (scripts/setup.sh installs it)"
+        if reference_required():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+# For tests that run mkdssp: `@needs_mkdssp`, or `pytestmark = needs_mkdssp` for a whole module.
+needs_mkdssp = pytest.mark.usefixtures("mkdssp")
+
+
+@pytest.fixture(scope="session")
 def reference_dir() -> Path:
     return need_reference()
 
@@ -44,3 +62,43 @@ def golden_dirs() -> list[Path]:
     if not folders:
         pytest.fail("reference golden folder is empty")
     return folders
+
+
+@pytest.fixture(scope="session")
+def generated_run(tmp_path_factory) -> Path:
+    """A short train.py run on a generated graph set (training/synthetic_graphs.py): `set/` holds the graphs
+    and labels, `run/` the run's files. Its checkpoints are real Lightning files (weights, Adam state, best-k)
+    made without the reference, for the tests of infer.py, convert.py and resume that do not need the
+    published weights."""
+    from training.synthetic_graphs import write_synthetic_set
+
+    folder = tmp_path_factory.mktemp("generated_run")
+    config = write_synthetic_set(folder / "set", count=24, seed=3, min_nodes=20, max_nodes=60, num_epochs=2)
+    environment = {**os.environ, "TQDM_DISABLE": "1"}
+    finished = subprocess.run(
+        [sys.executable, "train.py", "--config", str(config), "--save_dir", str(folder / "run")],
+        cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-3000:]
+    return folder
+
+
+@pytest.fixture(scope="session")
+def generated_graphs(generated_run) -> Path:
+    """The generated run's graph folder (<MODEL>.pt files with labels)."""
+    return generated_run / "set" / "graphs"
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(generated_run) -> Path:
+    """topo_last.ckpt of the generated run: a Lightning checkpoint that needs no reference."""
+    return generated_run / "run" / "topo_last.ckpt"
+
+
+@pytest.fixture(params=["generated", "published"])
+def lightning_file(request) -> Path:
+    """A Lightning checkpoint: train.py's from the generated run (always there), then the published one (skips
+    without the reference), for tests whose assertions hold for any checkpoint."""
+    if request.param == "published":
+        return request.getfixturevalue("published_checkpoint")
+    return request.getfixturevalue("trained_checkpoint")

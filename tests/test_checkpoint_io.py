@@ -1,4 +1,5 @@
-"""Checkpoint reading and writing (model/checkpoint.py) against the reference checkpoints."""
+"""Checkpoint reading and writing (model/checkpoint.py) against the reference checkpoints and train.py's
+checkpoint from generated graphs (conftest.py)."""
 
 from __future__ import annotations
 
@@ -103,8 +104,8 @@ def test_heads4_safetensors_is_named(tmp_path):
         read_checkpoint(path)
 
 
-def test_unreadable_files_are_named(tmp_path, published_checkpoint):
-    data = published_checkpoint.read_bytes()
+def test_unreadable_files_are_named(tmp_path, trained_checkpoint):
+    data = trained_checkpoint.read_bytes()
     cases = {
         "absent.ckpt": (None, "file not found"),
         "empty.ckpt": (b"", "file is empty"),
@@ -153,16 +154,17 @@ def test_malicious_pickle_is_refused_not_run(tmp_path):
         assert not marker.exists()
 
 
-def test_safetensors_round_trip_is_bit_identical(tmp_path, published_checkpoint):
-    published = read_checkpoint(published_checkpoint)
+def test_safetensors_round_trip_is_bit_identical(tmp_path, lightning_file):
+    published = read_checkpoint(lightning_file)
     path = tmp_path / "weights.safetensors"
     write_safetensors(path, published.state_dict, lightning_metadata(published.lightning))
     again = read_checkpoint(path)
     assert again.format == "safetensors"
     assert_same_tree(dict(again.state_dict), dict(published.state_dict))
-    assert (again.epoch, again.global_step) == (199, 3400)
+    original = torch.load(lightning_file, map_location="cpu", weights_only=True)
+    assert (again.epoch, again.global_step) == (original["epoch"], original["global_step"])
     assert again.metadata["format_version"] == "1"
-    assert again.metadata["pytorch-lightning_version"] == "2.3.3"
+    assert again.metadata["pytorch-lightning_version"] == original["pytorch-lightning_version"]
 
 
 @pytest.mark.parametrize("name", REFERENCE_LIGHTNING_FILES)
@@ -179,8 +181,8 @@ def test_training_state_rebuilds_reference_checkpoints_exactly(tmp_path, name):
     assert len(rebuilt["optimizer_states"][0]["state"]) == 30  # conv3 never stepped
 
 
-def test_training_state_refuses_other_weights(tmp_path, published_checkpoint):
-    checkpoint = read_checkpoint(published_checkpoint)
+def test_training_state_refuses_other_weights(tmp_path, trained_checkpoint):
+    checkpoint = read_checkpoint(trained_checkpoint)
     weights, other = tmp_path / "weights.safetensors", tmp_path / "other.safetensors"
     write_safetensors(weights, checkpoint.state_dict)
     write_safetensors(other, TopoQA().state_dict())
@@ -191,8 +193,8 @@ def test_training_state_refuses_other_weights(tmp_path, published_checkpoint):
         read_checkpoint(training_state_path(weights))
 
 
-def test_training_state_refuses_values_it_cannot_carry(tmp_path, published_checkpoint):
-    checkpoint = read_checkpoint(published_checkpoint)
+def test_training_state_refuses_values_it_cannot_carry(tmp_path, trained_checkpoint):
+    checkpoint = read_checkpoint(trained_checkpoint)
     weights = tmp_path / "weights.safetensors"
     write_safetensors(weights, checkpoint.state_dict)
     lightning = {**checkpoint.lightning, "hyper_parameters": {"shape": torch.Size([1, 2])}}

@@ -14,7 +14,6 @@ from convert import main
 from model.checkpoint import read_checkpoint, write_safetensors
 from model.graph_io import load_graph
 from model.topoqa import TopoQA
-from tests.conftest import need_reference
 from tests.lightning_reference import ReferenceModule
 
 
@@ -31,9 +30,8 @@ class ResumeProbe(pl.Callback):
 
 
 @pytest.fixture(scope="module")
-def loaders():
-    folder = need_reference("training_run", "graphs")
-    graphs = [load_graph(folder / f"syn_{index:03d}.pt") for index in range(6)]
+def loaders(generated_graphs):
+    graphs = [load_graph(path) for path in sorted(generated_graphs.glob("*.pt"))[:6]]
     return DataLoader(graphs[:4], batch_size=2), DataLoader(graphs[4:], batch_size=2)
 
 
@@ -53,47 +51,50 @@ def convert(*argv) -> None:
     assert main([str(arg) for arg in argv]) == 0
 
 
-def test_lightning_loads_the_converted_checkpoint(tmp_path, published_checkpoint):
+def test_lightning_loads_the_converted_checkpoint(tmp_path, lightning_file):
     weights, ckpt = tmp_path / "w.safetensors", tmp_path / "w.ckpt"
-    convert("to-safetensors", published_checkpoint, weights)
+    convert("to-safetensors", lightning_file, weights)
     convert("to-lightning", weights, ckpt)
     # strict by default
     module = ReferenceModule.load_from_checkpoint(ckpt, map_location="cpu", learning_rate=0.005, batch_size=2)
-    published = read_checkpoint(published_checkpoint).state_dict
+    published = read_checkpoint(lightning_file).state_dict
     assert list(module.state_dict()) == list(published)
     assert all(torch.equal(module.state_dict()[key], value) for key, value in published.items())
 
 
-def test_resumes_with_the_optimizer_state(tmp_path, published_checkpoint, loaders):
+def test_resumes_with_the_optimizer_state(tmp_path, lightning_file, loaders):
     weights, ckpt = tmp_path / "w.safetensors", tmp_path / "w.ckpt"
-    convert("to-safetensors", published_checkpoint, weights)
+    convert("to-safetensors", lightning_file, weights)
     convert("to-lightning", weights, ckpt)
     trainer, probe = resume(ckpt, loaders)
-    assert (probe.start_epoch, probe.start_step) == (200, 3400)
-    published = read_checkpoint(published_checkpoint).state_dict
-    assert all(torch.equal(probe.weights[key], value) for key, value in published.items())
-    saved = torch.load(published_checkpoint, map_location="cpu", weights_only=True)["optimizer_states"][0]["state"]
+    original = torch.load(lightning_file, map_location="cpu", weights_only=True)
+    epoch, step = original["epoch"], original["global_step"]
+    assert (probe.start_epoch, probe.start_step) == (epoch + 1, step)
+    assert all(torch.equal(probe.weights[key], value) for key, value in original["state_dict"].items())
+    saved = original["optimizer_states"][0]["state"]
     assert len(probe.optimizer_state) == len(saved) == 30
     assert torch.equal(probe.optimizer_state[0]["exp_avg_sq"], saved[0]["exp_avg_sq"])
-    assert float(probe.optimizer_state[0]["step"]) == 3400
+    assert float(probe.optimizer_state[0]["step"]) == step
     # One more epoch of two batches, one optimizer step each.
-    assert (trainer.current_epoch, trainer.global_step) == (201, 3402)
+    assert (trainer.current_epoch, trainer.global_step) == (epoch + 2, step + 2)
 
 
-def test_weights_only_resumes_with_a_fresh_optimizer(tmp_path, published_checkpoint, loaders):
+def test_weights_only_resumes_with_a_fresh_optimizer(tmp_path, lightning_file, loaders):
     weights, ckpt = tmp_path / "w.safetensors", tmp_path / "w.ckpt"
-    convert("to-safetensors", "--weights-only", published_checkpoint, weights)
+    convert("to-safetensors", "--weights-only", lightning_file, weights)
     convert("to-lightning", weights, ckpt)
     trainer, probe = resume(ckpt, loaders)
-    assert (probe.start_epoch, probe.start_step) == (200, 3400)
+    original = torch.load(lightning_file, map_location="cpu", weights_only=True)
+    epoch, step = original["epoch"], original["global_step"]
+    assert (probe.start_epoch, probe.start_step) == (epoch + 1, step)
     assert probe.optimizer_state == {}
-    assert (trainer.current_epoch, trainer.global_step) == (201, 3402)
+    assert (trainer.current_epoch, trainer.global_step) == (epoch + 2, step + 2)
 
 
-def test_safetensors_with_only_epoch_and_step_resumes(tmp_path, published_checkpoint, loaders):
+def test_safetensors_with_only_epoch_and_step_resumes(tmp_path, trained_checkpoint, loaders):
     # What a training script writes: weights plus epoch/step, no Lightning loops, one extra metadata key.
     weights, ckpt = tmp_path / "trained.safetensors", tmp_path / "trained.ckpt"
-    state_dict = read_checkpoint(published_checkpoint).state_dict
+    state_dict = read_checkpoint(trained_checkpoint).state_dict
     write_safetensors(weights, state_dict, {"epoch": "3", "global_step": "8", "geometry": "xyz"})
     convert("to-lightning", weights, ckpt)
     assert read_checkpoint(ckpt).metadata == {"geometry": "xyz"}

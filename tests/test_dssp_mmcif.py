@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from data.dssp import HEADER_LINE, MKDSSP, dssp_input_text, mkdssp_available, parse_dssp_output, residues_within_reach
+from data.dssp import HEADER_LINE, MKDSSP, dssp_input_text, parse_dssp_output, residues_within_reach
 from data.dssp_mmcif import dssp_mmcif_text, is_water
 from data.interface import interface_residues
 from data.structure import parse_structure, read_first_model_text
-from tests.conftest import REPO_ROOT, need_reference
-
-needs_mkdssp = pytest.mark.skipif(not mkdssp_available(), reason="mkdssp not installed (scripts/setup.sh installs it)")
+from tests.conftest import REPO_ROOT, need_reference, needs_mkdssp
 
 
 def residue_lines(input_path: Path) -> str:

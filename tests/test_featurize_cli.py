@@ -15,14 +15,13 @@ import torch
 from safetensors.numpy import load_file
 
 import data.featurize
-from data.dssp import mkdssp_available
 from data.featurize import featurize_many
 from data.graph_cache import GraphCache, cache_key, default_cache_dir
 from featurize import main
 from model.graph_io import GRAPH_FORMAT_VERSION, load_graph
-from tests.conftest import need_reference
+from tests.conftest import need_reference, needs_mkdssp
 
-pytestmark = pytest.mark.skipif(not mkdssp_available(), reason="mkdssp not installed (scripts/setup.sh installs it)")
+pytestmark = needs_mkdssp
 
 
 @pytest.fixture(autouse=True)

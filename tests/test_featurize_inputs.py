@@ -15,7 +15,6 @@ import torch
 from safetensors.numpy import load_file
 
 import data.dssp
-from data.dssp import mkdssp_available
 from data.featurize import (
     UnscorableComplex,
     complex_name,
@@ -23,12 +22,10 @@ from data.featurize import (
     featurize_many,
     featurize_stages,
 )
-from tests.conftest import need_reference
+from tests.conftest import need_reference, needs_mkdssp
 
 GOLDEN = "dove_correct"  # the smallest golden: chains A and B, MODEL/ENDMDL records, segment ids
 TOLERANCE = 1e-6
-
-needs_mkdssp = pytest.mark.skipif(not mkdssp_available(), reason="mkdssp not installed (scripts/setup.sh installs it)")
 
 
 @pytest.fixture(scope="module")

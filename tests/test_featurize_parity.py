@@ -12,18 +12,17 @@ import torch
 from safetensors.numpy import load_file
 from torch_geometric.data import Batch
 
-from data.dssp import mkdssp_available
 from data.featurize import featurize_stages
 from data.node_features import NODE_COLUMNS
 from data.topology import TOPO_COLUMNS
 from model.checkpoint import load_model
 from model.graph_io import GRAPH_FORMAT_VERSION
-from tests.conftest import need_reference, reference_root
+from tests.conftest import need_reference, needs_mkdssp, reference_root
 
 TOLERANCE = 1e-6
 GOLDEN_NAMES = ["1A2K_r_l_b_model", "dimer_dimer_model", "dove_correct", "test_model"]
 
-pytestmark = pytest.mark.skipif(not mkdssp_available(), reason="mkdssp not installed (scripts/setup.sh installs it)")
+pytestmark = needs_mkdssp
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,7 @@
-"""infer.py end to end, as a user runs it: a subprocess on a folder of real complexes plus junk."""
+"""infer.py end to end, as a user runs it: a subprocess on a folder of real complexes plus junk.
+
+Most tests score the bundled examples/ with a checkpoint trained here on generated graphs (conftest.py), so
+they run without the reference; only the comparison with the published predictions needs it."""
 
 from __future__ import annotations
 
@@ -14,9 +17,15 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from model.checkpoint import read_checkpoint, write_safetensors
+from model.checkpoint import load_model, read_checkpoint, write_safetensors
+from model.graph_io import load_graph
 from tests.conftest import REPO_ROOT
+
+EXAMPLES = REPO_ROOT / "examples"
+EXAMPLE_NAMES = ["1BD2", "1HVR", "4E43"]  # examples/1BD2.pdb.gz, 1HVR.pdb, 4E43.pdb
+SMALL_EXAMPLE = EXAMPLES / "1HVR.pdb"  # two chains: the quickest to featurise
 
 
 def run_infer(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
@@ -40,13 +49,15 @@ def single_chain_copy(source: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def complex_folder(tmp_path_factory, golden_dirs) -> Path:
+def complex_folder(tmp_path_factory) -> Path:
+    """The bundled examples (one gzip-compressed) plus three files that cannot be scored."""
     folder = tmp_path_factory.mktemp("complexes")
-    for golden in golden_dirs:
-        shutil.copy(golden / "input.pdb", folder / f"{golden.name}.pdb")
+    for path in EXAMPLES.iterdir():
+        if path.name != "README.md":
+            shutil.copy(path, folder / path.name)
     (folder / "notes.txt").write_text("not a structure\n")
     (folder / "empty.pdb").write_text("")
-    single_chain_copy(golden_dirs[0] / "input.pdb", folder / "monomer.pdb")
+    single_chain_copy(SMALL_EXAMPLE, folder / "monomer.pdb")
     return folder
 
 
@@ -56,31 +67,56 @@ def shared_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory, complex_folder, published_checkpoint):
-    out = tmp_path_factory.mktemp("out")
-    completed = run_infer("-c", str(complex_folder), "-r", str(out), "--checkpoint", str(published_checkpoint),
-                          "--jobs", "2", "--batch_size", "16", "--no_cache")
-    return out, completed
+def first_run(tmp_path_factory, complex_folder, trained_checkpoint):
+    """(result folder, finished process, -w graph folder) of one run on the examples."""
+    out, work = tmp_path_factory.mktemp("out"), tmp_path_factory.mktemp("graphs")
+    completed = run_infer("-c", str(complex_folder), "-r", str(out), "-w", str(work), "--checkpoint",
+                          str(trained_checkpoint), "--jobs", "2", "--batch_size", "16", "--no_cache")
+    return out, completed, work
 
 
-def expected_predictions(golden_dirs) -> dict[str, float]:
-    return {g.name: json.loads((g / "expected.json").read_text())["pred_dockq"] for g in golden_dirs}
+def predictions(path: Path) -> dict[str, float]:
+    return {row["MODEL"]: float(row["PRED_DOCKQ"]) for row in read_rows(path)}
 
 
-def test_result_csv_matches_reference(first_run, golden_dirs):
-    out, completed = first_run
+def test_result_csv_matches_reference(tmp_path, golden_dirs, published_checkpoint):
+    """The published checkpoint on the golden complexes gives the reference's recorded predictions."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for golden in golden_dirs:
+        shutil.copy(golden / "input.pdb", folder / f"{golden.name}.pdb")
+    completed = run_infer("-c", str(folder), "-r", str(tmp_path / "out"), "--checkpoint", str(published_checkpoint),
+                          "--jobs", "2", "--no_cache")
     assert completed.returncode == 0, completed.stderr
-    rows = read_rows(out / "result.csv")
+    rows = read_rows(tmp_path / "out" / "result.csv")
     assert list(rows[0]) == ["MODEL", "PRED_DOCKQ"]
     predicted = {row["MODEL"]: float(row["PRED_DOCKQ"]) for row in rows}
-    expected = expected_predictions(golden_dirs)
+    expected = {g.name: json.loads((g / "expected.json").read_text())["pred_dockq"] for g in golden_dirs}
     assert set(predicted) == set(expected)
     for name, value in expected.items():
         assert abs(predicted[name] - value) <= 1e-5, (name, predicted[name], value)
 
 
+def test_every_example_is_scored_by_the_network_on_its_graph(first_run, trained_checkpoint):
+    """result.csv holds, under each complex's name, what the network gives on the graph written for it."""
+    out, completed, work = first_run
+    assert completed.returncode == 0, completed.stderr
+    rows = read_rows(out / "result.csv")
+    assert list(rows[0]) == ["MODEL", "PRED_DOCKQ"]
+    assert sorted(row["MODEL"] for row in rows) == EXAMPLE_NAMES
+    assert sorted(path.stem for path in work.glob("*.pt")) == EXAMPLE_NAMES
+    model = load_model(trained_checkpoint)
+    predicted = predictions(out / "result.csv")
+    for name in EXAMPLE_NAMES:
+        graph = load_graph(work / f"{name}.pt")
+        assert graph.name == name
+        with torch.no_grad():
+            expected = model(graph.x, graph.edge_index, graph.edge_attr, torch.zeros(len(graph.x), dtype=torch.long))
+        assert abs(predicted[name] - expected.item()) <= 1e-6, (name, predicted[name], expected.item())
+
+
 def test_unscorable_inputs_are_listed_with_reasons(first_run):
-    out, completed = first_run
+    out, completed, _ = first_run
     skipped = {row["MODEL"]: row["REASON"] for row in read_rows(out / "skipped.csv")}
     assert set(skipped) == {"notes.txt", "empty", "monomer"}
     assert "not a PDB file" in skipped["notes.txt"]
@@ -91,7 +127,7 @@ def test_unscorable_inputs_are_listed_with_reasons(first_run):
 
 
 def test_ranking_is_sorted_by_prediction(first_run):
-    out, _ = first_run
+    out, _, _ = first_run
     ranking = read_rows(out / "ranking.csv")
     values = [float(row["PRED_DOCKQ"]) for row in ranking]
     assert values == sorted(values, reverse=True)
@@ -99,41 +135,40 @@ def test_ranking_is_sorted_by_prediction(first_run):
     assert {row["MODEL"] for row in ranking} == {row["MODEL"] for row in read_rows(out / "result.csv")}
 
 
-def test_existing_results_are_not_overwritten(first_run, complex_folder, published_checkpoint):
-    out, _ = first_run
+def test_existing_results_are_not_overwritten(first_run, complex_folder, trained_checkpoint):
+    out, _, _ = first_run
     before = (out / "result.csv").read_bytes()
-    completed = run_infer("-c", str(complex_folder), "-r", str(out), "--checkpoint", str(published_checkpoint))
+    completed = run_infer("-c", str(complex_folder), "-r", str(out), "--checkpoint", str(trained_checkpoint))
     assert completed.returncode == 2
     assert "already exists" in completed.stderr and "--overwrite" in completed.stderr
     assert (out / "result.csv").read_bytes() == before
 
 
 def test_same_predictions_with_safetensors_one_job_batch_of_one(
-    tmp_path, first_run, complex_folder, published_checkpoint, shared_cache
+    tmp_path, first_run, complex_folder, trained_checkpoint, shared_cache
 ):
-    weights = tmp_path / "published.safetensors"
-    write_safetensors(weights, read_checkpoint(published_checkpoint).state_dict)
+    weights = tmp_path / "trained.safetensors"
+    write_safetensors(weights, read_checkpoint(trained_checkpoint).state_dict)
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "result.csv").write_text("MODEL,PRED_DOCKQ\nstale,0.5\n")  # an earlier run's, which --overwrite replaces
     completed = run_infer("-c", str(complex_folder), "-r", str(out), "--checkpoint", str(weights),
-                          "--jobs", "1", "--batch_size", "1", "--cache_dir", str(shared_cache))
+                          "--jobs", "1", "--batch_size", "1", "--cache_dir", str(shared_cache), "--overwrite")
     assert completed.returncode == 0, completed.stderr
-    first = {row["MODEL"]: float(row["PRED_DOCKQ"]) for row in read_rows(first_run[0] / "result.csv")}
-    second = {row["MODEL"]: float(row["PRED_DOCKQ"]) for row in read_rows(out / "result.csv")}
-    assert first.keys() == second.keys()
+    first, second = predictions(first_run[0] / "result.csv"), predictions(out / "result.csv")
+    assert sorted(first) == sorted(second) == EXAMPLE_NAMES
     assert max(abs(first[name] - second[name]) for name in first) <= 1e-6
 
 
-def test_labels_give_an_evaluation(
-    tmp_path, first_run, complex_folder, published_checkpoint, golden_dirs, shared_cache
-):
+def test_labels_give_an_evaluation(tmp_path, first_run, complex_folder, trained_checkpoint, shared_cache):
     labels = tmp_path / "labels.csv"
-    names = [g.name for g in golden_dirs]
+    names = EXAMPLE_NAMES
     with open(labels, "w") as handle:
         handle.write("MODEL,DockQ,target\n")
         for index, name in enumerate(names):
             handle.write(f"{name},{0.1 + 0.2 * index},{'T1' if index < 2 else 'T2'}\n")
     out = tmp_path / "out"
-    completed = run_infer("-c", str(complex_folder), "-r", str(out), "--checkpoint", str(published_checkpoint),
+    completed = run_infer("-c", str(complex_folder), "-r", str(out), "--checkpoint", str(trained_checkpoint),
                           "--labels", str(labels), "--cache_dir", str(shared_cache))
     assert completed.returncode == 0, completed.stderr
     rows = {row["TARGET"]: row for row in read_rows(out / "evaluation.csv")}
@@ -142,10 +177,10 @@ def test_labels_give_an_evaluation(
     assert "Pearson" in completed.stdout and "hit rate" in completed.stdout
 
 
-def test_bad_arguments_exit_2(tmp_path, published_checkpoint):
+def test_bad_arguments_exit_2(tmp_path, trained_checkpoint):
     empty = tmp_path / "empty"
     empty.mkdir()
-    completed = run_infer("-c", str(empty), "-r", str(tmp_path / "out"), "--checkpoint", str(published_checkpoint))
+    completed = run_infer("-c", str(empty), "-r", str(tmp_path / "out"), "--checkpoint", str(trained_checkpoint))
     assert completed.returncode == 2 and "no PDB files" in completed.stderr
     completed = run_infer("-c", str(tmp_path / "missing"), "-r", str(tmp_path / "out"))
     assert completed.returncode == 2 and "not found" in completed.stderr
@@ -155,13 +190,13 @@ def test_bad_arguments_exit_2(tmp_path, published_checkpoint):
     assert "Traceback" not in completed.stderr
 
 
-def test_unwritable_result_folder_fails_before_featurising(tmp_path, golden_dirs, published_checkpoint):
+def test_unwritable_result_folder_fails_before_featurising(tmp_path, trained_checkpoint):
     folder = tmp_path / "in"
     folder.mkdir()
-    shutil.copy(golden_dirs[0] / "input.pdb", folder / "a.pdb")
+    shutil.copy(SMALL_EXAMPLE, folder / "a.pdb")
     blocker = tmp_path / "a-file"
     blocker.write_text("the result folder cannot be created below a file\n")
-    completed = run_infer("-c", str(folder), "-r", str(blocker / "out"), "--checkpoint", str(published_checkpoint),
+    completed = run_infer("-c", str(folder), "-r", str(blocker / "out"), "--checkpoint", str(trained_checkpoint),
                           "--no_cache")
     assert completed.returncode == 2, completed.stderr
     assert f"{blocker / 'out'}: cannot write the --result_folder" in completed.stderr
@@ -232,32 +267,29 @@ def test_a_dying_worker_costs_only_its_own_complex(tmp_path, golden_dirs, publis
     assert "process died" in skipped["killer"]
 
 
-def test_work_dir_graphs_are_not_replaced_silently(tmp_path, golden_dirs, published_checkpoint):
+def test_work_dir_graphs_are_not_replaced_silently(tmp_path, trained_checkpoint):
     folder = tmp_path / "in"
     folder.mkdir()
-    golden = next(g for g in golden_dirs if g.name == "dove_correct")
-    shutil.copy(golden / "input.pdb", folder / "dove.pdb")
+    shutil.copy(SMALL_EXAMPLE, folder / "dove.pdb")
     work_dir = tmp_path / "graphs"
     work_dir.mkdir()
     users_file = work_dir / "dove.pt"
     users_file.write_bytes(b"the user's own graph file")
-    arguments = ["-c", str(folder), "-w", str(work_dir), "--checkpoint", str(published_checkpoint), "--no_cache"]
+    arguments = ["-c", str(folder), "-w", str(work_dir), "--checkpoint", str(trained_checkpoint), "--no_cache"]
     refused = run_infer(*arguments, "-r", str(tmp_path / "out"))
     assert refused.returncode == 2 and f"{users_file} already exists" in refused.stderr
     assert users_file.read_bytes() == b"the user's own graph file"
     assert not (tmp_path / "out").exists()  # refused before any work
     replaced = run_infer(*arguments, "-r", str(tmp_path / "out"), "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
-    from model.graph_io import load_graph
-
     assert load_graph(users_file).name == "dove"
 
 
-def test_nothing_scorable_exits_1(tmp_path, golden_dirs, published_checkpoint):
+def test_nothing_scorable_exits_1(tmp_path, trained_checkpoint):
     folder = tmp_path / "in"
     folder.mkdir()
-    single_chain_copy(golden_dirs[0] / "input.pdb", folder / "monomer.pdb")
-    completed = run_infer("-c", str(folder), "-r", str(tmp_path / "out"), "--checkpoint", str(published_checkpoint))
+    single_chain_copy(SMALL_EXAMPLE, folder / "monomer.pdb")
+    completed = run_infer("-c", str(folder), "-r", str(tmp_path / "out"), "--checkpoint", str(trained_checkpoint))
     assert completed.returncode == 1
     assert "monomer" in completed.stderr
     assert read_rows(tmp_path / "out" / "result.csv") == []
@@ -273,29 +305,24 @@ def test_importing_infer_leaves_torch_for_later():
 
 
 @pytest.mark.parametrize("checkpoint_format", ["safetensors", "ckpt"])
-def test_checkpoint_geometry_decides_the_graphs(tmp_path, golden_dirs, published_checkpoint, checkpoint_format):
+def test_checkpoint_geometry_decides_the_graphs(tmp_path, trained_checkpoint, checkpoint_format):
     # A safetensors header names its geometry before featurisation starts; a Lightning .ckpt is read later
     # (featurisation starts with xyy meanwhile), and a different geometry there means featurising again.
-    import torch
-
     from model.checkpoint import LIGHTNING_METADATA_KEY
 
     folder = tmp_path / "in"
     folder.mkdir()
-    golden = next(g for g in golden_dirs if g.name == "dove_correct")
-    shutil.copy(golden / "input.pdb", folder / "dove.pdb")
+    shutil.copy(SMALL_EXAMPLE, folder / "dove.pdb")
     if checkpoint_format == "safetensors":
         checkpoint = tmp_path / "xyz.safetensors"
-        write_safetensors(checkpoint, read_checkpoint(published_checkpoint).state_dict, {"geometry": "xyz"})
+        write_safetensors(checkpoint, read_checkpoint(trained_checkpoint).state_dict, {"geometry": "xyz"})
     else:
         checkpoint = tmp_path / "xyz.ckpt"
-        lightning = torch.load(published_checkpoint, map_location="cpu", weights_only=True)
+        lightning = torch.load(trained_checkpoint, map_location="cpu", weights_only=True)
         lightning[LIGHTNING_METADATA_KEY] = {"geometry": "xyz"}
         torch.save(lightning, checkpoint)
     completed = run_infer("-c", str(folder), "-r", str(tmp_path / "out"), "-w", str(tmp_path / "graphs"),
                           "--checkpoint", str(checkpoint), "--jobs", "2", "--no_cache")
     assert completed.returncode == 0, completed.stderr
     assert "warning" not in completed.stderr
-    from model.graph_io import load_graph
-
     assert load_graph(tmp_path / "graphs" / "dove.pt").geometry == "xyz"

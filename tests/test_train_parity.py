@@ -87,24 +87,14 @@ def test_checkpoint_layout_equals_reference(reference_run):
         assert all(path.startswith(dirpath + os.sep) for path in mine["callbacks"][STATE_KEY]["best_k_models"])
 
 
+# Not bit for bit: the recording is no oracle for final weights on another CPU (the reference's own Lightning
+# loop lands ~5.8e-6 away from it here). Bit-exactness is checked against Lightning run on this machine, in
+# tests/test_train_lightning.py.
 def test_final_weights_within_rounding_of_reference(reference_run):
     expected, ours = reference_run
     theirs = load_checkpoint(expected / "topo_last.ckpt")["state_dict"]
     mine = load_checkpoint(ours / "topo_last.ckpt")["state_dict"]
     assert max_weight_difference(mine, theirs) <= ROUNDING_LEVEL
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason="platform rounding: on CPUs whose ATen/MKL kernels round differently from the recording machine the "
-    "reference's own Lightning loop also ends ~5.6e-6 away; train.py equals Lightning bit for bit on the same "
-    "machine (tests/test_train_lightning.py)",
-)
-def test_final_weights_bit_exact_with_reference(reference_run):
-    expected, ours = reference_run
-    theirs = load_checkpoint(expected / "topo_last.ckpt")["state_dict"]
-    mine = load_checkpoint(ours / "topo_last.ckpt")["state_dict"]
-    assert max_weight_difference(mine, theirs) == 0.0
 
 
 def test_outputs_best_copy_safetensors_and_reports(reference_run):

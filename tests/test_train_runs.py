@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,33 +14,34 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.data import Batch
 
+from data.faults import FAULT_ENV
 from data.files import sha256_file
 from model.checkpoint import load_model
-from tests.conftest import REPO_ROOT, need_reference
+from tests.conftest import REPO_ROOT
 from tests.test_train_helpers import (
     checkpoint_names,
     load_checkpoint,
     read_metrics,
-    reference_names,
     run_python,
     run_train,
     write_labels,
 )
 from training.best_checkpoints import STATE_KEY
 from training.graph_sets import GraphSet
+from training.synthetic_graphs import write_synthetic_set
 
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> list:
     """train.py arguments for 32 training graphs (4 batches of 8, Adam steps after 3 and 4) and 20 validation
-    graphs (batches of 8, 8, 4) from the reference set, 4 epochs."""
-    run_dir = need_reference("training_run")
-    names = reference_names(run_dir)
+    graphs (batches of 8, 8, 4) from a generated set (no reference needed), 4 epochs."""
     folder = tmp_path_factory.mktemp("small_data")
+    write_synthetic_set(folder, count=52, seed=5, min_nodes=20, max_nodes=80)
+    names = sorted(path.stem for path in (folder / "graphs").glob("*.pt"))
     return [
-        "--graph_dir", run_dir / "graphs",
-        "--train_label_file", write_labels(folder / "train.csv", names[40:72]),
-        "--val_label_file", write_labels(folder / "val.csv", names[:20]),
+        "--graph_dir", folder / "graphs",
+        "--train_label_file", write_labels(folder / "train_32.csv", names[:32]),
+        "--val_label_file", write_labels(folder / "val_20.csv", names[32:]),
         "--batch_size", 8, "--accumulate_grad_batches", 3, "--learning_rate", 0.004,
         "--num_epochs", 4, "--seed", 11,
     ]  # fmt: skip
@@ -77,21 +78,16 @@ def test_resume_after_interruption_equals_uninterrupted_run(small_data, uninterr
 
 
 def test_resume_after_a_killed_process_equals_uninterrupted_run(small_data, uninterrupted, tmp_path):
-    """SIGKILL at an arbitrary point after the first epoch's checkpoint, then --resume."""
+    """SIGKILL right after epoch 1's files are written (a fault hook in train.py, no race), then --resume."""
     save_dir = tmp_path / "run"
     command = [sys.executable, "train.py", *map(str, small_data), "--save_dir", str(save_dir)]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, "TQDM_DISABLE": "1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not (save_dir / "topo_last.ckpt").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.kill()
-    process.wait()
-    finished_before_kill = load_checkpoint(save_dir / "topo_last.ckpt")["epoch"]
-    if finished_before_kill == 3:
-        pytest.skip("the run finished before it could be killed (machine too fast for this test)")
+    environment = {**os.environ, "TQDM_DISABLE": "1", FAULT_ENV: "epoch-saved@epoch=1:die"}
+    killed = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert load_checkpoint(save_dir / "topo_last.ckpt")["epoch"] == 1
+    assert [row["epoch"] for row in read_metrics(save_dir / "metrics.csv")] == ["0", "0", "1", "1"]
     resumed = run_train(*small_data, "--save_dir", save_dir, "--resume")
-    assert f"resuming after epoch {finished_before_kill}" in resumed.stdout
+    assert "resuming after epoch 1" in resumed.stdout
     assert checkpoint_names(save_dir) == checkpoint_names(uninterrupted)
     for name in checkpoint_names(uninterrupted):
         ours, theirs = load_checkpoint(save_dir / name), load_checkpoint(uninterrupted / name)
