@@ -1,4 +1,5 @@
-"""The network against the reference: initial weights, checkpoint layout, golden predictions."""
+"""The network: initial weights, checkpoint layout and golden predictions against the reference; dead conv3 and
+batching on train.py's generated checkpoint and graphs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from safetensors.torch import load_file
 from torch_geometric.data import Batch, Data
 
 from model.checkpoint import load_model, read_checkpoint
+from model.graph_io import load_graph
 from model.topoqa import build_model
 from tests.conftest import need_reference
 
@@ -57,21 +59,36 @@ def test_golden_predictions_match_reference(published_checkpoint, golden_dirs):
         assert abs(prediction - expected) <= 1e-6, (prediction, expected)
 
 
-def test_conv3_is_not_applied(published_checkpoint, golden_dirs):
-    model = load_model(published_checkpoint)
-    batch = Batch.from_data_list([graph for graph, _ in golden_graphs(golden_dirs)])
+def generated_graphs_batchable(generated_graphs) -> list[Data]:
+    """The generated run's graphs (different sizes, so batching offsets matter), labels dropped."""
+    graphs = [load_graph(path) for path in sorted(generated_graphs.glob("*.pt"))[:8]]
+    assert len({graph.num_nodes for graph in graphs}) > 1
+    return [Data(x=g.x, edge_index=g.edge_index, edge_attr=g.edge_attr) for g in graphs]
+
+
+def test_conv3_is_not_applied(trained_checkpoint, generated_graphs):
+    # The published network defines conv3 but its forward never calls it (SPEC 1.5): its weights are dead.
+    # Any trained checkpoint shows it; train.py's generated one needs no reference.
+    model = load_model(trained_checkpoint)
+    batch = Batch.from_data_list(generated_graphs_batchable(generated_graphs))
     before = predict(model, batch)
     with torch.no_grad():
         for parameter in model.conv3.parameters():
             parameter.add_(1.0)
     assert torch.equal(before, predict(model, batch))
+    # The same change to conv2, which is applied, does change the predictions: the check above can fail.
+    with torch.no_grad():
+        for parameter in model.conv2.parameters():
+            parameter.add_(1.0)
+    assert not torch.equal(before, predict(model, batch))
 
 
-def test_predictions_do_not_depend_on_batching(published_checkpoint, golden_dirs):
-    model = load_model(published_checkpoint)
-    graphs = [graph for graph, _ in golden_graphs(golden_dirs)]
+def test_predictions_do_not_depend_on_batching(trained_checkpoint, generated_graphs):
+    model = load_model(trained_checkpoint)
+    graphs = generated_graphs_batchable(generated_graphs)
     one_by_one = torch.cat([predict(model, Batch.from_data_list([g])) for g in graphs])
     together = predict(model, Batch.from_data_list(graphs))
     reversed_order = predict(model, Batch.from_data_list(graphs[::-1])).flip(0)
+    assert one_by_one.unique().numel() == len(graphs)  # distinct graphs, distinct scores: a mix-up would show
     assert torch.allclose(one_by_one, together, atol=1e-6, rtol=0)
     assert torch.allclose(one_by_one, reversed_order, atol=1e-6, rtol=0)
