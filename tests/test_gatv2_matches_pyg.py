@@ -1,7 +1,8 @@
 """model/gatv2.py against PyG's GATv2Conv, the layer the published network and the reference run were built on.
 
 Bit-for-bit: seeded initial weights and the random stream after construction, parameter order, forward values
-and every gradient, in eval and in training mode (dropout), on real interface graphs.
+and every gradient, in eval and in training mode (dropout), on real interface graphs (the bundled examples,
+featurised here) and generated ones (training/synthetic_graphs.py).
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GATv2Conv, global_mean_pool
@@ -20,7 +21,8 @@ from model.checkpoint import expected_shapes
 from model.gatv2 import EdgeUpdatingGATv2Conv, scatter_mean
 from model.predict import collate
 from model.topoqa import TopoQA
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, needs_mkdssp
+from training.synthetic_graphs import synthetic_graph
 
 
 class PygEdgeUpdatingGATv2Conv(GATv2Conv):
@@ -48,10 +50,21 @@ def build_both(seed: int) -> tuple[nn.Module, nn.Module]:
 
 
 @pytest.fixture(scope="module")
-def golden_batch(golden_dirs):
-    """The four golden graphs as one batch plus three nodes without edges (empty softmax groups), node and edge
-    features embedded to 32 channels by a seeded layer."""
-    graphs = [load_file(folder / "graph.safetensors") for folder in golden_dirs]
+def graphs(mkdssp) -> list[dict[str, torch.Tensor]]:
+    """Interface graphs of two bundled wwPDB complexes, as the featurisation makes them, and two generated
+    graphs of other sizes."""
+    from data.featurize import featurize_complex
+
+    real = [featurize_complex(REPO_ROOT / "examples" / name, workers=1) for name in ("1HVR.pdb", "4E43.pdb")]
+    rng = np.random.default_rng(11)
+    generated = [synthetic_graph(rng, size) for size in (23, 70)]
+    return [{"x": g.x, "edge_index": g.edge_index, "edge_attr": g.edge_attr} for g in [*real, *generated]]
+
+
+@pytest.fixture(scope="module")
+def interface_batch(graphs):
+    """The graphs as one batch plus three nodes without edges (empty softmax groups), node and edge features
+    embedded to 32 channels by a seeded layer."""
     offsets = torch.cumsum(torch.tensor([0] + [g["x"].shape[0] for g in graphs[:-1]]), 0)
     edge_index = torch.cat([g["edge_index"] + offset for g, offset in zip(graphs, offsets, strict=True)], dim=1)
     torch.manual_seed(0)
@@ -83,9 +96,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@needs_mkdssp
 @pytest.mark.parametrize("training", [False, True])
-def test_forward_and_gradients_equal_pyg(golden_batch, training, one_thread):
-    x, edge_index, edge_attr = golden_batch
+def test_forward_and_gradients_equal_pyg(interface_batch, training, one_thread):
+    x, edge_index, edge_attr = interface_batch
     results = []
     for layer in build_both(222):
         layer.train(training)
@@ -138,8 +152,8 @@ sys.exit(3 if "torch_geometric" in sys.modules else 0)
     assert completed.returncode == 0, completed.stderr[-2000:]
 
 
-def test_collate_equals_pyg_batching(golden_dirs):
-    graphs = [load_file(folder / "graph.safetensors") for folder in golden_dirs]
+@needs_mkdssp
+def test_collate_equals_pyg_batching(graphs):
     edgeless = {"x": torch.rand(2, 172), "edge_index": torch.zeros(2, 0, dtype=torch.int64),
                 "edge_attr": torch.zeros(0, 11)}
     data = [Data(**tensors) for tensors in [graphs[0], edgeless, *graphs[1:]]]
