@@ -17,6 +17,7 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GATv2Conv, global_mean_pool
 
+from data.featurize import featurize_complex
 from model.checkpoint import expected_shapes
 from model.gatv2 import EdgeUpdatingGATv2Conv, scatter_mean
 from model.predict import collate
@@ -53,8 +54,6 @@ def build_both(seed: int) -> tuple[nn.Module, nn.Module]:
 def graphs(mkdssp) -> list[dict[str, torch.Tensor]]:
     """Interface graphs of two bundled wwPDB complexes, as the featurisation makes them, and two generated
     graphs of other sizes."""
-    from data.featurize import featurize_complex
-
     real = [featurize_complex(REPO_ROOT / "examples" / name, workers=1) for name in ("1HVR.pdb", "4E43.pdb")]
     rng = np.random.default_rng(11)
     generated = [synthetic_graph(rng, size) for size in (23, 70)]

@@ -1,6 +1,7 @@
 """train.py against PyTorch Lightning's own Trainer (reference semantics, tests/lightning_reference.py) on a
-configuration unlike the shipped one: other graphs, order, batch size (partial last batches), accumulation,
-learning rate, seed and epochs. Everything must be equal bit for bit."""
+configuration unlike the shipped one: generated graphs (training/synthetic_graphs.py), their order, batch size
+(partial last batches), accumulation, learning rate, seed and epochs. Everything must be equal bit for bit.
+Both run on the same machine, so no reference file is needed: Lightning is the oracle."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import pytest
 import torch
 
 from model.checkpoint import read_checkpoint
-from tests.conftest import need_reference
 from tests.test_train_helpers import (
     checkpoint_names,
     load_checkpoint,
@@ -25,16 +25,26 @@ from tests.test_train_helpers import (
     write_labels,
 )
 from training.best_checkpoints import STATE_KEY
+from training.synthetic_graphs import write_synthetic_set
 
 SETTINGS = {"batch_size": 12, "accumulate_grad_batches": 4, "learning_rate": 0.003, "num_epochs": 5, "seed": 7}
 
 
 @pytest.fixture(scope="module")
-def both_runs(tmp_path_factory) -> tuple[Path, Path]:
+def graph_set(tmp_path_factory) -> Path:
+    """128 generated graphs of 20 to 120 nodes with their labels (graphs/, train.csv, val.csv)."""
+    folder = tmp_path_factory.mktemp("lightning_graphs")
+    write_synthetic_set(folder, count=128, seed=19, min_nodes=20, max_nodes=120)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def both_runs(tmp_path_factory, graph_set) -> tuple[Path, Path]:
     """(train.py run, Lightning run) on 64 training graphs (6 batches, the last of 4; Adam steps after
     batches 4 and 6) and 20 validation graphs (batches of 12 and 8), in an order the CSVs do not have."""
-    run_dir = need_reference("training_run")
+    run_dir = graph_set
     names = reference_names(run_dir)[::-1]
+    assert len(names) == 128
     work = tmp_path_factory.mktemp("lightning_comparison")
     data = {
         "graph_dir": run_dir / "graphs",
@@ -79,9 +89,9 @@ def test_every_checkpoint_is_bit_identical(both_runs):
         assert mine["callbacks"][STATE_KEY]["dirpath"] == os.path.realpath(ours)
 
 
-def test_lightning_resumes_from_our_checkpoint(tmp_path):
+def test_lightning_resumes_from_our_checkpoint(tmp_path, graph_set):
     """Trainer.fit(ckpt_path=our topo_last.ckpt) restores weights, Adam, counters and the best-k state."""
-    run_dir = need_reference("training_run")
+    run_dir = graph_set
     names = reference_names(run_dir)
     save_dir = tmp_path / "run"
     run_train(
