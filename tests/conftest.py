@@ -31,6 +31,20 @@ def need_reference(*parts: str) -> Path:
     return path
 
 
+def docking_model(pdb_lines: list[str]) -> list[str]:
+    """A crystal structure (lines of a PDB file) as a docking tool writes a model: protein heavy atoms only
+    (ligands, waters and modified residues, all HETATM, and hydrogens, which docking models rarely have, are
+    left out), a segment id per chain, TER after each chain, one MODEL/ENDMDL pair and no header. Tests of
+    input handling add such records back one kind at a time."""
+    lines = ["MODEL        1"]
+    atoms = [line for line in pdb_lines if line.startswith("ATOM") and line[76:78].strip() != "H"]
+    for k, line in enumerate(atoms):
+        lines.append(f"{line[:72]}{line[21]:<4}{line[76:]}")
+        if k + 1 == len(atoms) or atoms[k + 1][21] != line[21]:
+            lines.append(f"TER   {int(line[6:11]) + 1:5d}      {line[17:26]}")
+    return [*lines, "ENDMDL"]
+
+
 @pytest.fixture(scope="session")
 def mkdssp() -> None:
     """mkdssp on PATH, or a skip (a failure in CI, which installs it). Session-scoped, so that it runs before

@@ -1,9 +1,10 @@
 """The minimal mmCIF copy gives mkdssp's own result: residue lines byte-identical to the PDB copy's.
 
-The oracle is mkdssp reading the PDB copy, as the reference ran it. Inputs: every golden, plain forms of the
-bundled wwPDB examples (crystal structures: chain breaks, several chains, waters), and the edits docking
-tools and AlphaFold make to a golden (hydrogens, insertion codes, CRLF, MODEL records, full TER records).
-Input this copy does not cover must fall back to the PDB copy.
+The oracle is mkdssp reading the PDB copy, as the reference ran it. Inputs: plain forms of the bundled wwPDB
+examples (crystal structures: chain breaks, several chains, waters), example 1HVR written as a docking model
+and the edits docking tools and AlphaFold make to it (hydrogens, insertion codes, CRLF, MODEL records, full TER
+records), and every golden (docking models) when the reference is present. Input this copy does not cover must
+fall back to the PDB copy.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from data.dssp import HEADER_LINE, MKDSSP, dssp_input_text, parse_dssp_output, r
 from data.dssp_mmcif import dssp_mmcif_text, is_water
 from data.interface import interface_residues
 from data.structure import parse_structure, read_first_model_text
-from tests.conftest import REPO_ROOT, need_reference, needs_mkdssp
+from tests.conftest import REPO_ROOT, docking_model, need_reference, needs_mkdssp
 
 
 def residue_lines(input_path: Path) -> str:
@@ -53,13 +54,27 @@ def plain_form(pdb_text: str, keep_waters: bool) -> str:
     return "\n".join(lines)
 
 
-def dove_lines() -> list[str]:
-    return read_first_model_text(need_reference("golden", "dove_correct", "input.pdb")).split("\n")
+def docking_model_file(folder: Path) -> Path:
+    """examples/1HVR.pdb as a docking tool writes a model (two chains, MODEL records, segment ids, TER lines)."""
+    path = folder / "1HVR_model.pdb"
+    path.write_text("\n".join(docking_model((REPO_ROOT / "examples" / "1HVR.pdb").read_text().split("\n"))) + "\n")
+    return path
+
+
+def model_lines(tmp_path: Path) -> list[str]:
+    """The docking model's first model, as the featurisation reads it."""
+    return read_first_model_text(docking_model_file(tmp_path)).split("\n")
+
+
+@needs_mkdssp
+def test_a_docking_model(tmp_path):
+    assert_same_dssp("\n".join(model_lines(tmp_path)), tmp_path)
 
 
 @needs_mkdssp
 @pytest.mark.parametrize("name", ["1A2K_r_l_b_model", "dimer_dimer_model", "dove_correct", "test_model"])
 def test_goldens(name, tmp_path):
+    # Real docking-tool output (the test above is a crystal structure written like it), as the reference read it.
     assert_same_dssp(read_first_model_text(need_reference("golden", name, "input.pdb")), tmp_path)
 
 
@@ -106,7 +121,7 @@ def with_full_ter_records(lines: list[str]) -> list[str]:
     "edit", [with_hydrogens, with_insertion_codes, with_full_ter_records]
 )
 def test_edits_docking_tools_make(edit, tmp_path):
-    assert_same_dssp("\n".join(edit(dove_lines())), tmp_path)
+    assert_same_dssp("\n".join(edit(model_lines(tmp_path))), tmp_path)
 
 
 def without_element_columns(lines: list[str]) -> list[str]:
@@ -120,7 +135,7 @@ def with_left_justified_names(lines: list[str]) -> list[str]:
 @needs_mkdssp
 @pytest.mark.parametrize("edit", [without_element_columns, with_left_justified_names])
 def test_heavy_atoms_without_element_columns(edit, tmp_path):
-    assert_same_dssp("\n".join(edit(dove_lines())), tmp_path)
+    assert_same_dssp("\n".join(edit(model_lines(tmp_path))), tmp_path)
 
 
 def with_docking_header(lines: list[str]) -> list[str]:
@@ -134,8 +149,8 @@ def with_a_backbone_atom_labelled_hydrogen(lines: list[str]) -> list[str]:
 
 
 def with_one_residue_number_written_two_ways(lines: list[str]) -> list[str]:
-    atoms = [k for k, line in enumerate(lines) if line.startswith("ATOM") and int(line[22:26]) > 99]
-    k = atoms[1]  # second atom of a residue numbered 100+: a leading zero, as integer the same residue
+    atoms = [k for k, line in enumerate(lines) if line.startswith("ATOM") and int(line[22:26]) > 9]
+    k = atoms[1]  # second atom of a residue numbered 10+: a leading zero, as integer the same residue
     number = int(lines[k][22:26])
     return replace_line(lines, k, f"{lines[k][:22]}{number:04d}"[:26] + lines[k][26:]) if number < 1000 else lines
 
@@ -153,14 +168,15 @@ def with_a_water_numbered_like_a_protein_residue(lines: list[str]) -> list[str]:
      with_a_water_numbered_like_a_protein_residue],
 )
 def test_unusual_but_covered_input(edit, tmp_path):
-    edited = edit(dove_lines())
-    assert edited != dove_lines()
+    edited = edit(model_lines(tmp_path))
+    assert edited != model_lines(tmp_path)
     assert_same_dssp("\n".join(edited), tmp_path)
 
 
 @needs_mkdssp
 def test_windows_line_endings_and_model_records(tmp_path):
-    text = need_reference("golden", "dove_correct", "input.pdb").read_text().replace("\n", "\r\n")
+    text = docking_model_file(tmp_path).read_text().replace("\n", "\r\n")
+    assert "\r\nMODEL" in "\r\n" + text
     path = tmp_path / "crlf.pdb"
     path.write_text(text)
     assert_same_dssp(read_first_model_text(path), tmp_path)
@@ -209,14 +225,14 @@ def insert_before_chain_b(lines: list[str], line: str) -> list[str]:
 
 
 @pytest.mark.parametrize("case", sorted(FALLBACKS))
-def test_input_not_covered_falls_back_to_the_pdb_copy(case):
-    lines = dove_lines()
+def test_input_not_covered_falls_back_to_the_pdb_copy(case, tmp_path):
+    lines = model_lines(tmp_path)
     assert dssp_mmcif_text("\n".join(lines)) is not None
     assert dssp_mmcif_text("\n".join(FALLBACKS[case](lines))) is None
 
 
-def test_hydrogens_are_left_out():
-    lines = with_hydrogens(dove_lines())
+def test_hydrogens_are_left_out(tmp_path):
+    lines = with_hydrogens(model_lines(tmp_path))
     text = dssp_mmcif_text("\n".join(lines))
     atom_rows = [row.split() for row in text.split("\n") if row.startswith("ATOM ")]
     heavy = [line for line in lines if line.startswith("ATOM") and line[76:78].strip() != "H"]

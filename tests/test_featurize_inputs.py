@@ -25,24 +25,11 @@ from data.featurize import (
     featurize_many,
     featurize_stages,
 )
-from tests.conftest import REPO_ROOT, need_reference, needs_mkdssp
+from tests.conftest import REPO_ROOT, docking_model, need_reference, needs_mkdssp
 
 EXAMPLE = REPO_ROOT / "examples" / "1HVR.pdb"  # the smallest bundled complex: HIV-1 protease, chains A and B
 GOLDEN = "dove_correct"  # the smallest golden, for the one test against the reference's recorded graph
 TOLERANCE = 1e-6
-
-
-def docking_model(pdb_lines: list[str]) -> list[str]:
-    """A crystal structure as a docking tool writes a model: protein ATOM records only (1HVR's inhibitor and its
-    modified residue CSO 67, both HETATM, are left out), a segment id per chain, TER after each chain, one
-    MODEL/ENDMDL pair and no header. The tests below add those records back one kind at a time."""
-    lines = ["MODEL        1"]
-    atoms = [line for line in pdb_lines if line.startswith("ATOM")]
-    for k, line in enumerate(atoms):
-        lines.append(f"{line[:72]}{line[21]:<4}{line[76:]}")
-        if k + 1 == len(atoms) or atoms[k + 1][21] != line[21]:
-            lines.append(f"TER   {int(line[6:11]) + 1:5d}      {line[17:26]}")
-    return [*lines, "ENDMDL"]
 
 
 @pytest.fixture(scope="module")
