@@ -13,7 +13,7 @@ from data.alpha_complex import alpha_h1_bars_compiled, delaunay_tetrahedra
 from data.interface import interface_residues
 from data.structure import read_structure
 from data.topology import alpha_h1_bars, element_group_clouds, gudhi_h1_bars
-from tests.conftest import REPO_ROOT, need_reference
+from tests.conftest import REPO_ROOT
 
 
 def interface_clouds(path) -> list[np.ndarray]:
@@ -32,12 +32,12 @@ def sorted_bars(bars: np.ndarray, min_length: float = 0.0) -> np.ndarray:
     return bars[np.lexsort((rounded[:, 1], rounded[:, 0]))]
 
 
-def test_every_cloud_of_a_golden_has_gudhis_bars():
-    # GUDHI 'safe' is how the reference computed them. This golden's clouds are all in general position, so none
-    # may need GUDHI (test_model has 9 of 581 near-cospherical clouds that do).
-    clouds = [points for points in interface_clouds(need_reference("golden", "dove_correct", "input.pdb"))
-              if len(points) >= 3]
-    assert len(clouds) > 300
+def test_every_cloud_of_a_complex_has_gudhis_bars():
+    # GUDHI 'safe' is how the reference computed them. The clouds of this wwPDB interface (bundled example 1HVR)
+    # are all in general position, so none may need GUDHI (the golden test_model has 9 of 581 near-cospherical
+    # clouds that do).
+    clouds = [points for points in interface_clouds(REPO_ROOT / "examples" / "1HVR.pdb") if len(points) >= 3]
+    assert len(clouds) > 600
     bars_seen = 0
     for points in clouds:
         ours = alpha_h1_bars_compiled(points)
@@ -65,8 +65,8 @@ def test_coefficients_are_gudhis_z11_not_z2():
 def test_delaunay_tetrahedra_are_qhulls_and_neighbours_share_faces():
     rng = np.random.default_rng(3)
     clouds = [np.round(rng.uniform(-8, 8, size=(size, 3)), 3) for size in (4, 5, 12, 60, 150)]
-    dove = interface_clouds(need_reference("golden", "dove_correct", "input.pdb"))
-    clouds += [points for points in dove[:60] if len(points) >= 5]
+    interface = interface_clouds(REPO_ROOT / "examples" / "1HVR.pdb")
+    clouds += [points for points in interface[:60] if len(points) >= 5]
     for points in clouds:
         tetrahedra, neighbors, squared_radii, ok = delaunay_tetrahedra(points)
         assert ok
