@@ -206,6 +206,18 @@ def test_hydrogens_count_in_edge_histograms_only(tmp_path, base_lines, base_stag
 
 
 @needs_mkdssp
+def test_true_geometry_changes_only_the_histograms(base_path, base_stages):
+    # The reference built its atom-pair distance histograms from (x, y, y) points; --geometry xyz uses (x, y, z)
+    # there and nowhere else.
+    true = featurize_stages(base_path, geometry="xyz", workers=1).graph
+    defect = base_stages.graph
+    assert true.geometry == "xyz" and defect.geometry == "xyy"
+    assert torch.equal(true.x, defect.x) and torch.equal(true.edge_index, defect.edge_index)
+    assert torch.equal(true.edge_attr[:, 0], defect.edge_attr[:, 0])  # CA distance uses x, y, z in both
+    assert not torch.equal(true.edge_attr[:, 1:], defect.edge_attr[:, 1:])
+
+
+@needs_mkdssp
 def test_hetatm_ligand_joins_neighbourhoods_but_not_the_interface(tmp_path, base_lines, base_stages):
     # A three-atom ligand placed on the CA of the first interface residue.
     ca = next(line for line in base_lines if line[12:16] == " CA " and residue(line) == ("A", 1))
