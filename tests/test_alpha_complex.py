@@ -68,7 +68,7 @@ def test_delaunay_tetrahedra_are_qhulls_and_neighbours_share_faces():
     dove = interface_clouds(need_reference("golden", "dove_correct", "input.pdb"))
     clouds += [points for points in dove[:60] if len(points) >= 5]
     for points in clouds:
-        tetrahedra, neighbors, squared_radii, ok = delaunay_tetrahedra(points)
+        tetrahedra, neighbors, squared_radii, radius_errors, ok = delaunay_tetrahedra(points)
         assert ok
         ours = {tuple(sorted(tet)) for tet in tetrahedra.tolist()}
         assert ours == {tuple(sorted(tet)) for tet in Delaunay(points).simplices.tolist()}
