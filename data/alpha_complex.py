@@ -550,7 +550,7 @@ def _sphere_side(points, vertices, spheres, t, p) -> int:
 def _in_conflict(points, vertices, neighbors, spheres, t, p, infinite) -> bool:
     """Whether point p destroys tetrahedron t: strictly inside its circumsphere, or, for a tetrahedron with the
     vertex at infinity, strictly beyond its hull face (seen from the finite tetrahedron on the other side).
-    Decided in plain floating point: the finished triangulation is certified afterwards."""
+    Where rounding could decide, not: the finished triangulation is certified afterwards anyway."""
     for k in range(4):
         if vertices[t, k] == infinite:
             inside = neighbors[t, k]
@@ -567,11 +567,12 @@ def _in_conflict(points, vertices, neighbors, spheres, t, p, infinite) -> bool:
                     else:
                         d = p
                     return _orientation(points, a, b, c, d) < 0
-    a = vertices[t, 0]
-    d0 = points[p, 0] - points[a, 0] - spheres[t, 0]
-    d1 = points[p, 1] - points[a, 1] - spheres[t, 1]
-    d2 = points[p, 2] - points[a, 2] - spheres[t, 2]
-    return d0 * d0 + d1 * d1 + d2 * d2 < spheres[t, 3]
+    side = _sphere_side(points, vertices, spheres, t, p)
+    # Too close to call in double precision (a sliver's sphere): again in double-double, or a wrong cavity would
+    # leave p inside a neighbour's sphere, and the certification would hand the cloud to GUDHI.
+    if side == 0 and _set_sphere(points, vertices, spheres, t, True):
+        side = _sphere_side(points, vertices, spheres, t, p)
+    return side < 0
 
 
 @nb.njit(cache=True)
@@ -674,6 +675,12 @@ def delaunay_tetrahedra(points):
                 if alive[t] and _in_conflict(points, vertices, neighbors, spheres, t, p, infinite):
                     start = t
                     break
+        for k in range(4):
+            # A copy of a vertex lies on the spheres around it, where rounding may find it inside.
+            q = vertices[start, k] if start >= 0 else infinite
+            if q != infinite and points[q, 0] == points[p, 0] and points[q, 1] == points[p, 1] \
+                    and points[q, 2] == points[p, 2]:
+                start = -1
         if start < 0:
             for q in range(n):  # only an exact duplicate of an inserted point may be left out
                 if inserted[q] and points[q, 0] == points[p, 0] and points[q, 1] == points[p, 1] \
@@ -808,8 +815,12 @@ def delaunay_tetrahedra(points):
                 adjacent[number[t], k] = number[other]
                 # Inside: not Delaunay. On the sphere, to rounding: five points cospherical, the
                 # tetrahedralisation not unique; GUDHI's symbolic perturbation picks one. Once per face.
-                if number[other] > number[t] and _sphere_side(points, vertices, spheres, t, q) <= 0:
-                    return failed
+                if number[other] > number[t]:
+                    side = _sphere_side(points, vertices, spheres, t, q)
+                    if side == 0 and _set_sphere(points, vertices, spheres, t, True):  # again, more precisely
+                        side = _sphere_side(points, vertices, spheres, t, q)
+                    if side <= 0:
+                        return failed
             elif vertices[t, k] != infinite and vertices[other, across] != infinite:
                 # Two hull faces around a hull edge: q must lie strictly inside the plane of t's hull face, on
                 # the side of the finite tetrahedron behind it (q taking the place of that one's far vertex).
