@@ -3,9 +3,8 @@
 The same bars as GUDHI's `AlphaComplex` (squared radii), without its simplex tree: most of GUDHI's time goes
 into inserting ~1,000 simplices per cloud into that tree, not into the geometry.
 
-- Delaunay tetrahedralisation: Bowyer-Watson with a symbolic vertex at infinity, in double precision. Anything
-  rounding could decide (a flat tetrahedron, five points cospherical within a relative 1e-9, a broken cavity)
-  returns "not computed", and the caller asks GUDHI, whose predicates are exact.
+- Delaunay tetrahedralisation: Bowyer-Watson with a symbolic vertex at infinity, in double precision (a
+  conflict too close to call there in double-double), then certified as a whole (below).
 - Filtration (GUDHI's alpha values): a tetrahedron gets its squared circumradius; a triangle or an edge gets its
   own smallest-sphere radius if no coface's opposite vertex lies strictly inside that sphere (it is Gabriel),
   and otherwise the smallest value of its cofaces. GUDHI takes the minimum only from the first attaching
@@ -16,6 +15,18 @@ into inserting ~1,000 simplices per cloud into that tree, not into the geometry.
   then the oriented boundary columns of the other triangles reduced over Z/11, GUDHI's
   default field, restricted to the other edges' rows (the youngest edge of a cycle never joins two
   components, so nothing is lost). Ties are broken edges first; the diagram does not depend on the rest.
+
+Precision: every bar is within a relative 1e-10 of GUDHI 'exact''s, or the cloud is handed back (None) for
+GUDHI (tests/test_alpha_degenerate.py checks it on thousands of near-degenerate clouds: log-bottleneck distance
+of the diagrams). Each sign and value carries a forward error bound, rounding errors per unit of the
+expression's permanent (a static filter, as in Shewchuk's predicates); circumspheres that double precision
+does not certify (slivers: four atoms nearly on one circle, as in a ring) are computed again in double-double,
+from exact coordinate differences. Certified, or the cloud goes back: the triangulation (every tetrahedron
+positively oriented, every interior face locally Delaunay, every hull edge locally convex, every point a
+vertex or an exact duplicate) and the value of every edge and triangle to VALUE_TOLERANCE, bar those certainly
+beyond the squared radius of the smallest enclosing ball, after which no bar lives. Persistence being stable,
+the bars then are too. Exactly degenerate clouds (five points cospherical: the tetrahedralisation is not
+unique, GUDHI perturbs symbolically) always go back.
 """
 
 from __future__ import annotations
@@ -47,9 +58,16 @@ INVERSE = np.array([0, 1, 6, 4, 3, 9, 2, 8, 7, 5, 10], dtype=np.int64)  # k * IN
 
 
 @nb.njit(cache=True)
-def _centre_error(radius, numerator_error, relative_denominator) -> float:
-    """Bound on |centre - exact centre| for a centre computed as numerator / denominator: the denominator within
-    a relative `relative_denominator`, the numerator within `numerator_error` (already divided), two roundings."""
+def _centre_error(radius, numerator_error, denominator, denominator_error) -> float:
+    """Bound on |centre - exact centre| for a centre computed as numerator / denominator (then scaled by a
+    power of two): the denominator within `denominator_error`, the numerator within `numerator_error` (already
+    divided by the denominator), two roundings."""
+    if denominator_error <= 1e-3 * denominator:
+        # The exact expression below, its divisions bounded by a factor 1.003 (to first order).
+        return 1.02 * ((denominator_error / denominator + 2 * UNIT_ROUNDOFF) * radius + numerator_error)
+    if not denominator > 2 * denominator_error:
+        return np.inf
+    relative_denominator = denominator_error / (denominator - denominator_error)
     slope = (relative_denominator + 2 * UNIT_ROUNDOFF) / (1 - relative_denominator)
     if not slope < 0.5:
         return np.inf
@@ -57,9 +75,9 @@ def _centre_error(radius, numerator_error, relative_denominator) -> float:
 
 
 @nb.njit(cache=True)
-def _side_of_sphere(q0, q1, q2, c0, c1, c2, radius, radius2, centre_error, radius2_error) -> int:
-    """Point q against the sphere of centre c (both relative to a vertex, q a rounded coordinate difference):
-    1 outside, -1 inside, 0 where rounding could decide. c is within `centre_error` of the exact centre, radius2
+def _sphere_margin(q0, q1, q2, c0, c1, c2, radius, radius2, centre_error, radius2_error):
+    """|q - c|^2 - radius2 for point q against the sphere of centre c (both relative to a vertex, q a rounded
+    coordinate difference), and a bound on its error: c is within `centre_error` of the exact centre, radius2
     within `radius2_error` of the exact squared radius, and `radius` is about its square root."""
     d0, d1, d2 = q0 - c0, q1 - c1, q2 - c2
     dd = d0 * d0 + d1 * d1 + d2 * d2
@@ -68,11 +86,7 @@ def _side_of_sphere(q0, q1, q2, c0, c1, c2, radius, radius2, centre_error, radiu
     relative = centre_error / radius if radius > 0 else 0.0
     bound = ((dd + radius2) * (relative + 12 * UNIT_ROUNDOFF) + radius * centre_error + 2 * centre_error * centre_error
              + radius2_error)
-    if dd - radius2 > bound:
-        return 1
-    if dd - radius2 < -bound:
-        return -1
-    return 0
+    return dd - radius2, bound
 
 
 @nb.njit(cache=True)
@@ -106,8 +120,8 @@ def _triangle_value(points, a, b, c, opposite, coface_value, coface_low, coface_
     c0, c1, c2 = (uu * vw0 + vv * wu0) * scale, (uu * vw1 + vv * wu1) * scale, (uu * vw2 + vv * wu2) * scale
     radius2 = c0 * c0 + c1 * c1 + c2 * c2
     radius = np.sqrt(radius2)
-    centre_error = _centre_error(radius, TRIANGLE_NUMERATOR_ERROR * np.sqrt(p0 * p0 + p1 * p1 + p2 * p2) * scale,
-                                 area_error / (area2 - area_error))
+    # (The 1-norm of the permanents bounds their Euclidean norm.)
+    centre_error = _centre_error(radius, TRIANGLE_NUMERATOR_ERROR * (p0 + p1 + p2) * scale, area2, area_error)
     radius2_error = (2 * radius + centre_error) * centre_error + 3 * UNIT_ROUNDOFF * radius2
     attached, undecided = False, False
     for k in range(2):
@@ -115,9 +129,9 @@ def _triangle_value(points, a, b, c, opposite, coface_value, coface_low, coface_
         if p < 0:
             continue
         q0, q1, q2 = points[p, 0] - points[a, 0], points[p, 1] - points[a, 1], points[p, 2] - points[a, 2]
-        side = _side_of_sphere(q0, q1, q2, c0, c1, c2, radius, radius2, centre_error, radius2_error)
-        attached |= side < 0
-        undecided |= side == 0
+        margin, bound = _sphere_margin(q0, q1, q2, c0, c1, c2, radius, radius2, centre_error, radius2_error)
+        attached |= margin < -bound
+        undecided |= abs(margin) <= bound
     if attached:
         return smallest, low, high
     if undecided:  # either value may be the exact one
@@ -329,11 +343,10 @@ def h1_bars_of_triangulation(points, tetrahedra, neighbors, tet_values, tet_erro
             d0, d1, d2 = q0 - 0.5 * h0, q1 - 0.5 * h1, q2 - 0.5 * h2
             dd, hh = d0 * d0 + d1 * d1 + d2 * d2, h0 * h0 + h1 * h1 + h2 * h2
             # The centre h / 2 within u |h| / 2 of exact (the difference rounded), the squared radius within 2u hh:
-            # as in _side_of_sphere, 14u (dd + hh) bounds the error of dd - hh / 4.
+            # as in _sphere_margin, 14u (dd + hh) bounds the error of dd - hh / 4.
             bound = 14 * UNIT_ROUNDOFF * (dd + hh)
-            side = 1 if dd - 0.25 * hh > bound else (-1 if dd - 0.25 * hh < -bound else 0)
-            attached[e] |= side < 0
-            undecided[e] |= side == 0
+            attached[e] |= dd - 0.25 * hh < -bound
+            undecided[e] |= abs(dd - 0.25 * hh) <= bound
     edges = edges[:edge_count]
     edge_values = np.empty(edge_count)
     edge_low = np.empty(edge_count)
@@ -457,7 +470,7 @@ def _store_sphere(spheres, t, det, det_error, n0, n1, n2, numerator_error) -> No
     o0, o1, o2 = n0 * scale, n1 * scale, n2 * scale
     radius2 = o0 * o0 + o1 * o1 + o2 * o2
     radius = np.sqrt(radius2)
-    centre_error = _centre_error(radius, numerator_error * scale, det_error / (det - det_error))
+    centre_error = _centre_error(radius, numerator_error * scale, det, det_error)
     spheres[t, 0], spheres[t, 1], spheres[t, 2], spheres[t, 3] = o0, o1, o2, radius2
     spheres[t, 4] = centre_error
     spheres[t, 5] = (2 * radius + centre_error) * centre_error + 3 * UNIT_ROUNDOFF * radius2
@@ -488,7 +501,7 @@ def _set_sphere(points, vertices, spheres, t, accurate) -> bool:
     det_permanent = abs(u0) * pvw0 + abs(u1) * pvw1 + abs(u2) * pvw2
     uu, vv, ww = u0 * u0 + u1 * u1 + u2 * u2, v0 * v0 + v1 * v1 + v2 * v2, w0 * w0 + w1 * w1 + w2 * w2
     p0, p1, p2 = uu * pvw0 + vv * pwu0 + ww * puv0, uu * pvw1 + vv * pwu1 + ww * puv1, uu * pvw2 + vv * pwu2 + ww * puv2
-    numerator_permanent = np.sqrt(p0 * p0 + p1 * p1 + p2 * p2)
+    numerator_permanent = p0 + p1 + p2  # bounds their Euclidean norm
     det_error = ORIENTATION_ERROR * det_permanent
     if det > 2 * det_error and not accurate:
         _store_sphere(spheres, t, det, det_error, uu * vw0 + vv * wu0 + ww * uv0, uu * vw1 + vv * wu1 + ww * uv1,
@@ -541,9 +554,10 @@ def _set_sphere(points, vertices, spheres, t, accurate) -> bool:
 def _sphere_side(points, vertices, spheres, t, p) -> int:
     """Point p against the circumsphere of finite tetrahedron t: 1 outside, -1 inside, 0 where rounding decides."""
     a = vertices[t, 0]
-    return _side_of_sphere(points[p, 0] - points[a, 0], points[p, 1] - points[a, 1], points[p, 2] - points[a, 2],
-                           spheres[t, 0], spheres[t, 1], spheres[t, 2], spheres[t, 6], spheres[t, 3], spheres[t, 4],
-                           spheres[t, 5])
+    margin, bound = _sphere_margin(points[p, 0] - points[a, 0], points[p, 1] - points[a, 1],
+                                   points[p, 2] - points[a, 2], spheres[t, 0], spheres[t, 1], spheres[t, 2],
+                                   spheres[t, 6], spheres[t, 3], spheres[t, 4], spheres[t, 5])
+    return 1 if margin > bound else (-1 if margin < -bound else 0)
 
 
 @nb.njit(cache=True)
@@ -599,12 +613,12 @@ def _locate(points, vertices, neighbors, spheres, t, p, infinite, steps) -> int:
 def delaunay_tetrahedra(points):
     """Delaunay tetrahedralisation (Bowyer-Watson, with a symbolic vertex at infinity) of a small point cloud.
 
-    Returns (tetrahedra [T, 4], neighbors [T, 4] with -1 across the hull, squared circumradii [T], True), the
-    neighbour opposite each vertex as scipy's `Delaunay` lists them; or empty arrays and False when the cloud
-    is flat or degenerate, or when floating point could not be trusted: an inverted or flat tetrahedron, a
-    point neither inserted nor a duplicate, a face whose opposite vertex is not clearly outside the other
-    side's circumsphere (within a relative 1e-9: five points cospherical, the tetrahedralisation is not
-    unique). The caller then asks GUDHI, whose predicates are exact.
+    Returns (tetrahedra [T, 4], neighbors [T, 4] with -1 across the hull, squared circumradii [T], bounds on
+    their errors [T], True), the neighbour opposite each vertex as scipy's `Delaunay` lists them; or empty
+    arrays and False when the result cannot be certified: a flat cloud, a tetrahedron whose orientation rounding
+    could decide, a broken cavity, a point neither a vertex nor an exact duplicate, a face whose opposite vertex
+    is not certainly outside the other side's circumsphere (five points cospherical: not unique), a hull edge
+    not certainly convex. The caller then asks GUDHI, whose predicates are exact.
     """
     n = points.shape[0]
     infinite = n
@@ -847,8 +861,8 @@ NO_VALUES = np.empty(0, dtype=np.float64)
 
 
 def alpha_h1_bars_compiled(points: np.ndarray) -> np.ndarray | None:
-    """[bars, 2] dimension-1 (birth, death) of the alpha complex of 3 or more points, or None where floating
-    point cannot be trusted (flat clouds, near-degenerate simplices): those need GUDHI's exact predicates."""
+    """[bars, 2] dimension-1 (birth, death) of the alpha complex of 3 or more points, within a relative 1e-10 of
+    GUDHI 'exact''s; or None where the error bounds cannot certify that (degenerate clouds): ask GUDHI."""
     points = np.ascontiguousarray(points, dtype=np.float64)
     if len(points) == 3:
         bars, ok = h1_bars_of_triangulation(points, ONE_TRIANGLE, NO_NEIGHBORS, NO_VALUES, NO_VALUES)

@@ -2,13 +2,14 @@
 
 Per residue and element group: H0 of the Vietoris-Rips filtration (its finite deaths are exactly the
 minimum-spanning-tree edge lengths, computed here for all clouds at once with a batched Prim's algorithm) and
-H1 of the alpha complex (`data.alpha_complex`: a compiled Delaunay tetrahedralisation and persistence, the same
-bars as GUDHI's to ~1e-13, ~3.5x faster than GUDHI's own fastest mode; optionally spread over processes).
-Same neighbour order, same distance arithmetic, same bar order as the reference. The alpha radii are computed
-in double precision, as GUDHI's 'fast' precision does: they match the reference's 'safe' (exactly rounded)
-radii to ~1e-13 (raw features within 1e-12 on the reference complexes, predictions unchanged; a bar whose
-length is within ~1e-13 of the 0.01 cut could in principle flip). TOPOQA_ALPHA_PRECISION=safe computes with
-GUDHI as the reference did and gives its values bit for bit; 'exact' uses GUDHI's exact radii.
+H1 of the alpha complex (`data.alpha_complex`: a compiled Delaunay tetrahedralisation and persistence,
+certified by error bounds to agree with GUDHI 'exact''s bars to a relative 1e-10, GUDHI itself for the clouds
+it cannot certify; optionally spread over processes). Same neighbour order, same distance arithmetic, same bar
+order as the reference. The reference used GUDHI 'safe', whose radii are guaranteed only to a relative 1e-5
+(on non-degenerate clouds in practice to rounding): the raw features are within 1e-6 of the reference on
+its complexes (tests/test_featurize_parity.py), predictions unchanged; a bar within rounding of the 0.01 cut
+could in principle flip. TOPOQA_ALPHA_PRECISION=safe computes with GUDHI as the reference did and gives its
+values bit for bit; 'exact' uses GUDHI's exact radii.
 """
 
 from __future__ import annotations
