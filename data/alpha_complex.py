@@ -375,10 +375,10 @@ def h1_bars_of_triangulation(points, tetrahedra, neighbors, tet_values, tet_erro
         limit = max(limit, d0 * d0 + d1 * d1 + d2 * d2)
     limit *= 1 + 16 * UNIT_ROUNDOFF
     for e in range(edge_count):
-        if edge_low[e] < limit and not _certified(edge_values[e], edge_low[e], edge_high[e]):
+        if not edge_low[e] >= limit and not _certified(edge_values[e], edge_low[e], edge_high[e]):  # NaN too
             return np.empty((0, 2)), False
     for t in range(f):
-        if triangle_low[t] < limit and not _certified(triangle_values[t], triangle_low[t], triangle_high[t]):
+        if not triangle_low[t] >= limit and not _certified(triangle_values[t], triangle_low[t], triangle_high[t]):
             return np.empty((0, 2)), False
     bars = _h1_pairs(n, edges, edge_values, triangles, triangle_edges, triangle_values, triangle_sides,
                      count if size == 4 else 0)
