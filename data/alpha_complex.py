@@ -3,9 +3,8 @@
 The same bars as GUDHI's `AlphaComplex` (squared radii), without its simplex tree: most of GUDHI's time goes
 into inserting ~1,000 simplices per cloud into that tree, not into the geometry.
 
-- Delaunay tetrahedralisation: Bowyer-Watson with a symbolic vertex at infinity, in double precision. Anything
-  rounding could decide (a flat tetrahedron, five points cospherical within a relative 1e-9, a broken cavity)
-  returns "not computed", and the caller asks GUDHI, whose predicates are exact.
+- Delaunay tetrahedralisation: Bowyer-Watson with a symbolic vertex at infinity, in double precision (a
+  conflict too close to call there in double-double), then certified as a whole (below).
 - Filtration (GUDHI's alpha values): a tetrahedron gets its squared circumradius; a triangle or an edge gets its
   own smallest-sphere radius if no coface's opposite vertex lies strictly inside that sphere (it is Gabriel),
   and otherwise the smallest value of its cofaces. GUDHI takes the minimum only from the first attaching
@@ -16,6 +15,18 @@ into inserting ~1,000 simplices per cloud into that tree, not into the geometry.
   then the oriented boundary columns of the other triangles reduced over Z/11, GUDHI's
   default field, restricted to the other edges' rows (the youngest edge of a cycle never joins two
   components, so nothing is lost). Ties are broken edges first; the diagram does not depend on the rest.
+
+Precision: every bar is within a relative 1e-10 of GUDHI 'exact''s, or the cloud is handed back (None) for
+GUDHI (tests/test_alpha_degenerate.py checks it on thousands of near-degenerate clouds: log-bottleneck distance
+of the diagrams). Each sign and value carries a forward error bound, rounding errors per unit of the
+expression's permanent (a static filter, as in Shewchuk's predicates); circumspheres that double precision
+does not certify (slivers: four atoms nearly on one circle, as in a ring) are computed again in double-double,
+from exact coordinate differences. Certified, or the cloud goes back: the triangulation (every tetrahedron
+positively oriented, every interior face locally Delaunay, every hull edge locally convex, every point a
+vertex or an exact duplicate) and the value of every edge and triangle to VALUE_TOLERANCE, bar those certainly
+beyond the squared radius of the smallest enclosing ball, after which no bar lives. Persistence being stable,
+the bars then are too. Exactly degenerate clouds (five points cospherical: the tetrahedralisation is not
+unique, GUDHI perturbs symbolically) always go back.
 """
 
 from __future__ import annotations
@@ -23,9 +34,23 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-# A tetrahedron or triangle flatter than this (volume or area against its longest edge) makes the circumradius
-# ill-conditioned: the caller computes such a cloud with GUDHI's exact predicates instead.
-DEGENERACY_TOLERANCE = 1e-9
+UNIT_ROUNDOFF = 2.0**-53
+# Every alpha value the bars are made of must be certified to this relative accuracy by a forward error bound
+# (with a decision that rounding could flip tolerated only where both outcomes give values this close), so
+# that the bars are too: persistence is stable, each endpoint moves by at most the largest error of a value.
+# Otherwise the caller asks GUDHI. The margin to the 1e-10 that the tests check covers those two terms.
+VALUE_TOLERANCE = 1e-11
+# Rounding error of each expression per unit of its permanent (the same monomials in absolute value): the
+# number of roundings on the longest path from a coordinate difference to the result, plus a margin.
+ORIENTATION_ERROR = 10 * UNIT_ROUNDOFF
+SPHERE_NUMERATOR_ERROR = 16 * UNIT_ROUNDOFF
+TRIANGLE_AREA_ERROR = 14 * UNIT_ROUNDOFF
+TRIANGLE_NUMERATOR_ERROR = 18 * UNIT_ROUNDOFF
+# The same in double-double arithmetic (differences exact, each operation within 7u^2, Joldes-Muller-Popescu
+# 2017), per unit of permanent, at most 8 operations deep.
+DOUBLE_DOUBLE_ERROR = 64 * UNIT_ROUNDOFF**2
+# Only steers the choice of the first tetrahedron away from nearly collinear points; decides nothing.
+COLLINEAR_TOLERANCE = 1e-9
 # GUDHI's default coefficient field, which the reference used. It matters: a loop that a later complex wraps
 # twice (a solid torus around it) dies over Z/2 but lives on over Z/11 (seen on a real interface, 1BD2).
 FIELD = 11
@@ -33,32 +58,90 @@ INVERSE = np.array([0, 1, 6, 4, 3, 9, 2, 8, 7, 5, 10], dtype=np.int64)  # k * IN
 
 
 @nb.njit(cache=True)
-def _triangle_value(points, a, b, c, opposite, coface_value) -> float:
-    """Alpha value of triangle abc from its (up to two) cofaces: -1 opposite vertex for none; -1 if too flat."""
+def _centre_error(radius, numerator_error, denominator, denominator_error) -> float:
+    """Bound on |centre - exact centre| for a centre computed as numerator / denominator (then scaled by a
+    power of two): the denominator within `denominator_error`, the numerator within `numerator_error` (already
+    divided by the denominator), two roundings."""
+    if denominator_error <= 1e-3 * denominator:
+        # The exact expression below, its divisions bounded by a factor 1.003 (to first order).
+        return 1.02 * ((denominator_error / denominator + 2 * UNIT_ROUNDOFF) * radius + numerator_error)
+    if not denominator > 2 * denominator_error:
+        return np.inf
+    relative_denominator = denominator_error / (denominator - denominator_error)
+    slope = (relative_denominator + 2 * UNIT_ROUNDOFF) / (1 - relative_denominator)
+    if not slope < 0.5:
+        return np.inf
+    return 1.01 * (slope * radius + numerator_error / (1 - relative_denominator)) / (1 - slope)
+
+
+@nb.njit(cache=True)
+def _sphere_margin(q0, q1, q2, c0, c1, c2, radius, radius2, centre_error, radius2_error):
+    """|q - c|^2 - radius2 for point q against the sphere of centre c (both relative to a vertex, q a rounded
+    coordinate difference), and a bound on its error: c is within `centre_error` of the exact centre, radius2
+    within `radius2_error` of the exact squared radius, and `radius` is about its square root."""
+    d0, d1, d2 = q0 - c0, q1 - c1, q2 - c2
+    dd = d0 * d0 + d1 * d1 + d2 * d2
+    # d is within e = centre_error + u (|q| + |d|) <= centre_error + u (2 |d| + radius) of exact, so |d|^2 is
+    # within (2 |d| + e) e plus its own rounding; 2 |d| x <= dd x / radius + radius x spares a square root.
+    relative = centre_error / radius if radius > 0 else 0.0
+    bound = ((dd + radius2) * (relative + 12 * UNIT_ROUNDOFF) + radius * centre_error + 2 * centre_error * centre_error
+             + radius2_error)
+    return dd - radius2, bound
+
+
+@nb.njit(cache=True)
+def _triangle_value(points, a, b, c, opposite, coface_value, coface_low, coface_high):
+    """Alpha value of triangle abc from its (up to two) cofaces (-1 opposite vertex for none), and bounds
+    (low, high) between which its exact value certainly lies."""
+    smallest, low, high = np.inf, np.inf, np.inf
+    for k in range(2):
+        if opposite[k] >= 0:
+            smallest, low, high = min(smallest, coface_value[k]), min(low, coface_low[k]), min(high, coface_high[k])
     u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
     v0, v1, v2 = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
     w0, w1, w2 = u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0
     area2 = w0 * w0 + w1 * w1 + w2 * w2
     uu, vv = u0 * u0 + u1 * u1 + u2 * u2, v0 * v0 + v1 * v1 + v2 * v2
-    if area2 <= (DEGENERACY_TOLERANCE * max(uu, vv)) ** 2:
-        return -1.0
+    # Permanents: the same products in absolute value.
+    a0, a1, a2 = abs(u1 * v2) + abs(u2 * v1), abs(u2 * v0) + abs(u0 * v2), abs(u0 * v1) + abs(u1 * v0)
+    area_error = TRIANGLE_AREA_ERROR * (a0 * a0 + a1 * a1 + a2 * a2)
+    if not area2 > 2 * area_error:
+        # Nearly collinear: no trustworthy centre. Its value is its own radius (at least half its longest side)
+        # or a coface's, and never more than a coface's.
+        ww = (v0 - u0) ** 2 + (v1 - u1) ** 2 + (v2 - u2) ** 2
+        longest = 0.25 * max(uu, vv, ww) * (1 - 8 * UNIT_ROUNDOFF)
+        return (smallest if smallest < np.inf else longest), longest, high
     vw0, vw1, vw2 = v1 * w2 - v2 * w1, v2 * w0 - v0 * w2, v0 * w1 - v1 * w0
     wu0, wu1, wu2 = w1 * u2 - w2 * u1, w2 * u0 - w0 * u2, w0 * u1 - w1 * u0
+    p0 = uu * (abs(v1) * a2 + abs(v2) * a1) + vv * (a1 * abs(u2) + a2 * abs(u1))
+    p1 = uu * (abs(v2) * a0 + abs(v0) * a2) + vv * (a2 * abs(u0) + a0 * abs(u2))
+    p2 = uu * (abs(v0) * a1 + abs(v1) * a0) + vv * (a0 * abs(u1) + a1 * abs(u0))
     scale = 0.5 / area2
     c0, c1, c2 = (uu * vw0 + vv * wu0) * scale, (uu * vw1 + vv * wu1) * scale, (uu * vw2 + vv * wu2) * scale
     radius2 = c0 * c0 + c1 * c1 + c2 * c2
-    attached = False
-    smallest = np.inf
+    radius = np.sqrt(radius2)
+    # (The 1-norm of the permanents bounds their Euclidean norm.)
+    centre_error = _centre_error(radius, TRIANGLE_NUMERATOR_ERROR * (p0 + p1 + p2) * scale, area2, area_error)
+    radius2_error = (2 * radius + centre_error) * centre_error + 3 * UNIT_ROUNDOFF * radius2
+    attached, undecided = False, False
     for k in range(2):
         p = opposite[k]
         if p < 0:
             continue
-        d0 = points[p, 0] - points[a, 0] - c0
-        d1 = points[p, 1] - points[a, 1] - c1
-        d2 = points[p, 2] - points[a, 2] - c2
-        attached |= d0 * d0 + d1 * d1 + d2 * d2 < radius2
-        smallest = min(smallest, coface_value[k])
-    return smallest if attached else radius2
+        q0, q1, q2 = points[p, 0] - points[a, 0], points[p, 1] - points[a, 1], points[p, 2] - points[a, 2]
+        margin, bound = _sphere_margin(q0, q1, q2, c0, c1, c2, radius, radius2, centre_error, radius2_error)
+        attached |= margin < -bound
+        undecided |= abs(margin) <= bound
+    if attached:
+        return smallest, low, high
+    if undecided:  # either value may be the exact one
+        return radius2, min(radius2 - radius2_error, low), max(radius2 + radius2_error, high)
+    return radius2, radius2 - radius2_error, radius2 + radius2_error
+
+
+@nb.njit(cache=True)
+def _certified(value, low, high) -> bool:
+    return high - value <= VALUE_TOLERANCE * value and value - low <= VALUE_TOLERANCE * value
 
 
 @nb.njit(cache=True)
@@ -170,13 +253,14 @@ def _h1_pairs(vertex_count, edges, edge_values, triangles, triangle_edges, trian
 
 
 @nb.njit(cache=True)
-def h1_bars_of_triangulation(points, tetrahedra, neighbors, tet_values):
+def h1_bars_of_triangulation(points, tetrahedra, neighbors, tet_values, tet_errors):
     """Dimension-1 bars (birth, death) of the alpha filtration of a Delaunay triangulation of `points` in R^3.
 
     `tetrahedra` [T, 4] vertex indices, `neighbors` [T, 4] the tetrahedron across the face opposite each vertex
-    (-1 on the hull) and `tet_values` [T] their squared circumradii, as `delaunay_tetrahedra` gives them. For
-    three points, one triangle [[0, 1, 2]] and no neighbours or values. Returns the bars and True, or an empty
-    array and False where a triangle is too flat to compute reliably (the caller then asks GUDHI).
+    (-1 on the hull), `tet_values` [T] their squared circumradii and `tet_errors` [T] bounds on those values'
+    errors, as `delaunay_tetrahedra` gives them. For three points, one triangle [[0, 1, 2]] and no neighbours
+    or values. Returns the bars and True, or an empty array and False where rounding could change them by more
+    than VALUE_TOLERANCE (the caller then asks GUDHI).
     """
     n = points.shape[0]
     count, size = tetrahedra.shape
@@ -185,9 +269,13 @@ def h1_bars_of_triangulation(points, tetrahedra, neighbors, tet_values):
     else:
         triangles = tetrahedra
     triangle_values = np.empty(triangles.shape[0])
+    triangle_low = np.empty(triangles.shape[0])
+    triangle_high = np.empty(triangles.shape[0])
     triangle_sides = np.full((triangles.shape[0], 2), count if size == 4 else 0)
     opposite = np.full(2, -1)
     coface_value = np.full(2, np.inf)
+    coface_low = np.full(2, np.inf)
+    coface_high = np.full(2, np.inf)
     f = 0
     if size == 4:
         for t in range(count):
@@ -201,34 +289,40 @@ def h1_bars_of_triangulation(points, tetrahedra, neighbors, tet_values):
                         triangles[f, j] = tetrahedra[t, m]
                         j += 1
                 opposite[0], coface_value[0] = tetrahedra[t, k], tet_values[t]
-                opposite[1], coface_value[1] = -1, np.inf
+                coface_low[0], coface_high[0] = tet_values[t] - tet_errors[t], tet_values[t] + tet_errors[t]
+                opposite[1], coface_value[1], coface_low[1], coface_high[1] = -1, np.inf, np.inf, np.inf
                 triangle_sides[f, 0] = t
                 if other >= 0:
                     triangle_sides[f, 1] = other
                     for m in range(4):
                         if neighbors[other, m] == t:
                             opposite[1], coface_value[1] = tetrahedra[other, m], tet_values[other]
-                triangle_values[f] = _triangle_value(
-                    points, triangles[f, 0], triangles[f, 1], triangles[f, 2], opposite, coface_value
+                            coface_low[1] = tet_values[other] - tet_errors[other]
+                            coface_high[1] = tet_values[other] + tet_errors[other]
+                triangle_values[f], triangle_low[f], triangle_high[f] = _triangle_value(
+                    points, triangles[f, 0], triangles[f, 1], triangles[f, 2], opposite, coface_value, coface_low,
+                    coface_high
                 )
-                if triangle_values[f] < 0:
-                    return np.empty((0, 2)), False
                 f += 1
     else:
         for f in range(count):
-            triangle_values[f] = _triangle_value(points, triangles[f, 0], triangles[f, 1], triangles[f, 2],
-                                                 opposite, coface_value)
-            if triangle_values[f] < 0:
-                return np.empty((0, 2)), False
+            triangle_values[f], triangle_low[f], triangle_high[f] = _triangle_value(
+                points, triangles[f, 0], triangles[f, 1], triangles[f, 2], opposite, coface_value, coface_low,
+                coface_high
+            )
         f = count
     triangles, triangle_values, triangle_sides = triangles[:f], triangle_values[:f], triangle_sides[:f]
+    triangle_low, triangle_high = triangle_low[:f], triangle_high[:f]
 
     # Edges: numbered on first sight through an n x n table; their alpha value from the triangles around them.
     edge_id = np.full(n * n, -1)
     edges = np.empty((3 * f, 2), np.int64)
     triangle_edges = np.empty((f, 3), np.int64)
     smallest = np.empty(3 * f)
+    low = np.empty(3 * f)
+    high = np.empty(3 * f)
     attached = np.zeros(3 * f, np.bool_)
+    undecided = np.zeros(3 * f, np.bool_)
     edge_count = 0
     for t in range(f):
         for k in range(3):
@@ -238,25 +332,56 @@ def h1_bars_of_triangulation(points, tetrahedra, neighbors, tet_values):
             if e < 0:
                 e = edge_id[a * n + b] = edge_count
                 edges[e, 0], edges[e, 1] = a, b
-                smallest[e] = np.inf
+                smallest[e], low[e], high[e] = np.inf, np.inf, np.inf
                 edge_count += 1
             triangle_edges[t, k] = e
             smallest[e] = min(smallest[e], triangle_values[t])
+            low[e], high[e] = min(low[e], triangle_low[t]), min(high[e], triangle_high[t])
             p = triangles[t, k]
-            d0 = points[p, 0] - 0.5 * (points[a, 0] + points[b, 0])
-            d1 = points[p, 1] - 0.5 * (points[a, 1] + points[b, 1])
-            d2 = points[p, 2] - 0.5 * (points[a, 2] + points[b, 2])
             h0, h1, h2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
-            attached[e] |= d0 * d0 + d1 * d1 + d2 * d2 < 0.25 * (h0 * h0 + h1 * h1 + h2 * h2)
+            q0, q1, q2 = points[p, 0] - points[a, 0], points[p, 1] - points[a, 1], points[p, 2] - points[a, 2]
+            d0, d1, d2 = q0 - 0.5 * h0, q1 - 0.5 * h1, q2 - 0.5 * h2
+            dd, hh = d0 * d0 + d1 * d1 + d2 * d2, h0 * h0 + h1 * h1 + h2 * h2
+            # The centre h / 2 within u |h| / 2 of exact (the difference rounded), the squared radius within 2u hh:
+            # as in _sphere_margin, 14u (dd + hh) bounds the error of dd - hh / 4.
+            bound = 14 * UNIT_ROUNDOFF * (dd + hh)
+            attached[e] |= dd - 0.25 * hh < -bound
+            undecided[e] |= abs(dd - 0.25 * hh) <= bound
     edges = edges[:edge_count]
     edge_values = np.empty(edge_count)
+    edge_low = np.empty(edge_count)
+    edge_high = np.empty(edge_count)
     for e in range(edge_count):
         a, b = edges[e, 0], edges[e, 1]
         h0, h1, h2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
-        edge_values[e] = smallest[e] if attached[e] else 0.25 * (h0 * h0 + h1 * h1 + h2 * h2)
-    bars = _h1_pairs(
-        n, edges, edge_values, triangles, triangle_edges, triangle_values, triangle_sides, count if size == 4 else 0
-    )
+        own = 0.25 * (h0 * h0 + h1 * h1 + h2 * h2)
+        own_error = 8 * UNIT_ROUNDOFF * own
+        if attached[e]:
+            edge_values[e], edge_low[e], edge_high[e] = smallest[e], low[e], high[e]
+        elif undecided[e]:  # either value may be the exact one
+            edge_values[e], edge_low[e], edge_high[e] = own, min(own - own_error, low[e]), max(own + own_error, high[e])
+        else:
+            edge_values[e], edge_low[e], edge_high[e] = own, own - own_error, own + own_error
+    # Every bar ends by the squared radius of the smallest enclosing ball (past it the union of balls, which has
+    # the alpha complex's homotopy type, is star-shaped), so bounding it by `limit` lets any simplex that
+    # certainly comes later keep an uncertain value: comparing both filtrations clamped at `limit`, they agree
+    # to VALUE_TOLERANCE everywhere, and so do their bars (stability, in log scale), which lie below it.
+    centre0 = 0.5 * (points[:, 0].min() + points[:, 0].max())
+    centre1 = 0.5 * (points[:, 1].min() + points[:, 1].max())
+    centre2 = 0.5 * (points[:, 2].min() + points[:, 2].max())
+    limit = 0.0
+    for i in range(n):
+        d0, d1, d2 = points[i, 0] - centre0, points[i, 1] - centre1, points[i, 2] - centre2
+        limit = max(limit, d0 * d0 + d1 * d1 + d2 * d2)
+    limit *= 1 + 16 * UNIT_ROUNDOFF
+    for e in range(edge_count):
+        if not edge_low[e] >= limit and not _certified(edge_values[e], edge_low[e], edge_high[e]):  # NaN too
+            return np.empty((0, 2)), False
+    for t in range(f):
+        if not triangle_low[t] >= limit and not _certified(triangle_values[t], triangle_low[t], triangle_high[t]):
+            return np.empty((0, 2)), False
+    bars = _h1_pairs(n, edges, edge_values, triangles, triangle_edges, triangle_values, triangle_sides,
+                     count if size == 4 else 0)
     return bars, True
 
 
@@ -270,8 +395,97 @@ def _orientation(points, a, b, c, d) -> float:
 
 
 @nb.njit(cache=True)
-def _set_sphere(points, vertices, spheres, t) -> bool:
-    """Circumsphere (centre, squared radius) of finite tetrahedron t; False if it is flat or inverted."""
+def _certified_orientation(points, a, b, c, d) -> int:
+    """The sign of `_orientation`, or 0 where rounding could have decided it."""
+    u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
+    v0, v1, v2 = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
+    w0, w1, w2 = points[d, 0] - points[a, 0], points[d, 1] - points[a, 1], points[d, 2] - points[a, 2]
+    det = u0 * (v1 * w2 - v2 * w1) + u1 * (v2 * w0 - v0 * w2) + u2 * (v0 * w1 - v1 * w0)
+    permanent = (abs(u0) * (abs(v1 * w2) + abs(v2 * w1)) + abs(u1) * (abs(v2 * w0) + abs(v0 * w2))
+                 + abs(u2) * (abs(v0 * w1) + abs(v1 * w0)))
+    if abs(det) <= ORIENTATION_ERROR * permanent:
+        return 0
+    return 1 if det > 0 else -1
+
+
+@nb.njit(cache=True)
+def _two_sum(a, b):
+    s = a + b
+    t = s - a
+    return s, (a - (s - t)) + (b - t)
+
+
+@nb.njit(cache=True)
+def _fast_two_sum(a, b):
+    s = a + b
+    return s, b - (s - a)
+
+
+@nb.njit(cache=True)
+def _split(a):
+    c = 134217729.0 * a  # 2^27 + 1
+    high = c - (c - a)
+    return high, a - high
+
+
+@nb.njit(cache=True)
+def _two_product(a, b):
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@nb.njit(cache=True)
+def _dd_add(ah, al, bh, bl):
+    """Double-double sum (the accurate algorithm: relative error 3u^2)."""
+    s, e = _two_sum(ah, bh)
+    t, f = _two_sum(al, bl)
+    s, e = _fast_two_sum(s, e + t)
+    return _fast_two_sum(s, e + f)
+
+
+@nb.njit(cache=True)
+def _dd_mul(ah, al, bh, bl):
+    """Double-double product (relative error 7u^2)."""
+    p, e = _two_product(ah, bh)
+    return _fast_two_sum(p, e + (ah * bl + al * bh))
+
+
+@nb.njit(cache=True)
+def _dd_cross(a0, a1, a2, b0, b1, b2, i):
+    """Component i of the cross product of two double-double vectors (as high, low pairs)."""
+    x = _dd_mul(a1[0], a1[1], b2[0], b2[1]) if i == 0 else (_dd_mul(a2[0], a2[1], b0[0], b0[1]) if i == 1
+                                                            else _dd_mul(a0[0], a0[1], b1[0], b1[1]))
+    y = _dd_mul(a2[0], a2[1], b1[0], b1[1]) if i == 0 else (_dd_mul(a0[0], a0[1], b2[0], b2[1]) if i == 1
+                                                            else _dd_mul(a1[0], a1[1], b0[0], b0[1]))
+    return _dd_add(x[0], x[1], -y[0], -y[1])
+
+
+@nb.njit(cache=True)
+def _store_sphere(spheres, t, det, det_error, n0, n1, n2, numerator_error) -> None:
+    """Centre numerator / (2 det) and squared radius of tetrahedron t, with bounds on their errors, from the
+    determinant and the numerator known to `det_error` and `numerator_error` (Euclidean)."""
+    scale = 0.5 / det
+    o0, o1, o2 = n0 * scale, n1 * scale, n2 * scale
+    radius2 = o0 * o0 + o1 * o1 + o2 * o2
+    radius = np.sqrt(radius2)
+    centre_error = _centre_error(radius, numerator_error * scale, det, det_error)
+    spheres[t, 0], spheres[t, 1], spheres[t, 2], spheres[t, 3] = o0, o1, o2, radius2
+    spheres[t, 4] = centre_error
+    spheres[t, 5] = (2 * radius + centre_error) * centre_error + 3 * UNIT_ROUNDOFF * radius2
+    spheres[t, 6] = radius
+
+
+@nb.njit(cache=True)
+def _set_sphere(points, vertices, spheres, t, accurate) -> bool:
+    """Circumsphere of finite tetrahedron t: centre relative to its first vertex, squared radius, bounds on the
+    errors of both, radius. False if its orientation is not certainly positive.
+
+    In double precision, and in double-double where that leaves the orientation uncertain or when `accurate`
+    (asked for the final tetrahedra whose squared radius double precision does not certify to VALUE_TOLERANCE:
+    slivers, four points nearly on one circle, as in a ring).
+    """
     a, b, c, d = vertices[t, 0], vertices[t, 1], vertices[t, 2], vertices[t, 3]
     u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
     v0, v1, v2 = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
@@ -280,23 +494,77 @@ def _set_sphere(points, vertices, spheres, t) -> bool:
     wu0, wu1, wu2 = w1 * u2 - w2 * u1, w2 * u0 - w0 * u2, w0 * u1 - w1 * u0
     uv0, uv1, uv2 = u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0
     det = u0 * vw0 + u1 * vw1 + u2 * vw2
+    # Permanents of the cross products, the determinant and the numerator.
+    pvw0, pvw1, pvw2 = abs(v1 * w2) + abs(v2 * w1), abs(v2 * w0) + abs(v0 * w2), abs(v0 * w1) + abs(v1 * w0)
+    pwu0, pwu1, pwu2 = abs(w1 * u2) + abs(w2 * u1), abs(w2 * u0) + abs(w0 * u2), abs(w0 * u1) + abs(w1 * u0)
+    puv0, puv1, puv2 = abs(u1 * v2) + abs(u2 * v1), abs(u2 * v0) + abs(u0 * v2), abs(u0 * v1) + abs(u1 * v0)
+    det_permanent = abs(u0) * pvw0 + abs(u1) * pvw1 + abs(u2) * pvw2
     uu, vv, ww = u0 * u0 + u1 * u1 + u2 * u2, v0 * v0 + v1 * v1 + v2 * v2, w0 * w0 + w1 * w1 + w2 * w2
-    longest = max(uu, vv, ww)
-    if det <= DEGENERACY_TOLERANCE * longest * np.sqrt(longest):
+    p0, p1, p2 = uu * pvw0 + vv * pwu0 + ww * puv0, uu * pvw1 + vv * pwu1 + ww * puv1, uu * pvw2 + vv * pwu2 + ww * puv2
+    numerator_permanent = p0 + p1 + p2  # bounds their Euclidean norm
+    det_error = ORIENTATION_ERROR * det_permanent
+    if det > 2 * det_error and not accurate:
+        _store_sphere(spheres, t, det, det_error, uu * vw0 + vv * wu0 + ww * uv0, uu * vw1 + vv * wu1 + ww * uv1,
+                      uu * vw2 + vv * wu2 + ww * uv2, SPHERE_NUMERATOR_ERROR * numerator_permanent)
+        return True
+
+    # Double-double: the coordinate differences exactly, then the same formulas.
+    u = (_two_sum(points[b, 0], -points[a, 0]), _two_sum(points[b, 1], -points[a, 1]),
+         _two_sum(points[b, 2], -points[a, 2]))
+    v = (_two_sum(points[c, 0], -points[a, 0]), _two_sum(points[c, 1], -points[a, 1]),
+         _two_sum(points[c, 2], -points[a, 2]))
+    w = (_two_sum(points[d, 0], -points[a, 0]), _two_sum(points[d, 1], -points[a, 1]),
+         _two_sum(points[d, 2], -points[a, 2]))
+    vw = (_dd_cross(v[0], v[1], v[2], w[0], w[1], w[2], 0), _dd_cross(v[0], v[1], v[2], w[0], w[1], w[2], 1),
+          _dd_cross(v[0], v[1], v[2], w[0], w[1], w[2], 2))
+    wu = (_dd_cross(w[0], w[1], w[2], u[0], u[1], u[2], 0), _dd_cross(w[0], w[1], w[2], u[0], u[1], u[2], 1),
+          _dd_cross(w[0], w[1], w[2], u[0], u[1], u[2], 2))
+    uv = (_dd_cross(u[0], u[1], u[2], v[0], v[1], v[2], 0), _dd_cross(u[0], u[1], u[2], v[0], v[1], v[2], 1),
+          _dd_cross(u[0], u[1], u[2], v[0], v[1], v[2], 2))
+    det_dd = (0.0, 0.0)
+    squares = [(0.0, 0.0), (0.0, 0.0), (0.0, 0.0)]
+    for i in range(3):
+        x = _dd_mul(u[i][0], u[i][1], vw[i][0], vw[i][1])
+        det_dd = _dd_add(det_dd[0], det_dd[1], x[0], x[1])
+    for k, vector in enumerate((u, v, w)):
+        total = (0.0, 0.0)
+        for i in range(3):
+            x = _dd_mul(vector[i][0], vector[i][1], vector[i][0], vector[i][1])
+            total = _dd_add(total[0], total[1], x[0], x[1])
+        squares[k] = total
+    numerator = [(0.0, 0.0), (0.0, 0.0), (0.0, 0.0)]
+    for i in range(3):
+        x = _dd_mul(squares[0][0], squares[0][1], vw[i][0], vw[i][1])
+        y = _dd_mul(squares[1][0], squares[1][1], wu[i][0], wu[i][1])
+        z = _dd_mul(squares[2][0], squares[2][1], uv[i][0], uv[i][1])
+        x = _dd_add(x[0], x[1], y[0], y[1])
+        numerator[i] = _dd_add(x[0], x[1], z[0], z[1])
+    # Rounding each to its high part adds its low part to the error.
+    det_error = 1.01 * DOUBLE_DOUBLE_ERROR * det_permanent + abs(det_dd[1])
+    if not det_dd[0] > 2 * det_error:
         return False
-    scale = 0.5 / det
-    o0 = (uu * vw0 + vv * wu0 + ww * uv0) * scale
-    o1 = (uu * vw1 + vv * wu1 + ww * uv1) * scale
-    o2 = (uu * vw2 + vv * wu2 + ww * uv2) * scale
-    spheres[t, 0], spheres[t, 1], spheres[t, 2] = points[a, 0] + o0, points[a, 1] + o1, points[a, 2] + o2
-    spheres[t, 3] = o0 * o0 + o1 * o1 + o2 * o2
+    numerator_error = 1.01 * DOUBLE_DOUBLE_ERROR * numerator_permanent + np.sqrt(
+        numerator[0][1] ** 2 + numerator[1][1] ** 2 + numerator[2][1] ** 2)
+    _store_sphere(spheres, t, det_dd[0], det_error, numerator[0][0], numerator[1][0], numerator[2][0],
+                  numerator_error)
     return True
+
+
+@nb.njit(cache=True)
+def _sphere_side(points, vertices, spheres, t, p) -> int:
+    """Point p against the circumsphere of finite tetrahedron t: 1 outside, -1 inside, 0 where rounding decides."""
+    a = vertices[t, 0]
+    margin, bound = _sphere_margin(points[p, 0] - points[a, 0], points[p, 1] - points[a, 1],
+                                   points[p, 2] - points[a, 2], spheres[t, 0], spheres[t, 1], spheres[t, 2],
+                                   spheres[t, 6], spheres[t, 3], spheres[t, 4], spheres[t, 5])
+    return 1 if margin > bound else (-1 if margin < -bound else 0)
 
 
 @nb.njit(cache=True)
 def _in_conflict(points, vertices, neighbors, spheres, t, p, infinite) -> bool:
     """Whether point p destroys tetrahedron t: strictly inside its circumsphere, or, for a tetrahedron with the
-    vertex at infinity, strictly beyond its hull face (seen from the finite tetrahedron on the other side)."""
+    vertex at infinity, strictly beyond its hull face (seen from the finite tetrahedron on the other side).
+    Where rounding could decide, not: the finished triangulation is certified afterwards anyway."""
     for k in range(4):
         if vertices[t, k] == infinite:
             inside = neighbors[t, k]
@@ -313,8 +581,12 @@ def _in_conflict(points, vertices, neighbors, spheres, t, p, infinite) -> bool:
                     else:
                         d = p
                     return _orientation(points, a, b, c, d) < 0
-    d0, d1, d2 = points[p, 0] - spheres[t, 0], points[p, 1] - spheres[t, 1], points[p, 2] - spheres[t, 2]
-    return d0 * d0 + d1 * d1 + d2 * d2 < spheres[t, 3]
+    side = _sphere_side(points, vertices, spheres, t, p)
+    # Too close to call in double precision (a sliver's sphere): again in double-double, or a wrong cavity would
+    # leave p inside a neighbour's sphere, and the certification would hand the cloud to GUDHI.
+    if side == 0 and _set_sphere(points, vertices, spheres, t, True):
+        side = _sphere_side(points, vertices, spheres, t, p)
+    return side < 0
 
 
 @nb.njit(cache=True)
@@ -341,16 +613,16 @@ def _locate(points, vertices, neighbors, spheres, t, p, infinite, steps) -> int:
 def delaunay_tetrahedra(points):
     """Delaunay tetrahedralisation (Bowyer-Watson, with a symbolic vertex at infinity) of a small point cloud.
 
-    Returns (tetrahedra [T, 4], neighbors [T, 4] with -1 across the hull, squared circumradii [T], True), the
-    neighbour opposite each vertex as scipy's `Delaunay` lists them; or empty arrays and False when the cloud
-    is flat or degenerate, or when floating point could not be trusted: an inverted or flat tetrahedron, a
-    point neither inserted nor a duplicate, a face whose opposite vertex is not clearly outside the other
-    side's circumsphere (within a relative 1e-9: five points cospherical, the tetrahedralisation is not
-    unique). The caller then asks GUDHI, whose predicates are exact.
+    Returns (tetrahedra [T, 4], neighbors [T, 4] with -1 across the hull, squared circumradii [T], bounds on
+    their errors [T], True), the neighbour opposite each vertex as scipy's `Delaunay` lists them; or empty
+    arrays and False when the result cannot be certified: a flat cloud, a tetrahedron whose orientation rounding
+    could decide, a broken cavity, a point neither a vertex nor an exact duplicate, a face whose opposite vertex
+    is not certainly outside the other side's circumsphere (five points cospherical: not unique), a hull edge
+    not certainly convex. The caller then asks GUDHI, whose predicates are exact.
     """
     n = points.shape[0]
     infinite = n
-    failed = (np.empty((0, 4), np.int64), np.empty((0, 4), np.int64), np.empty(0), False)
+    failed = (np.empty((0, 4), np.int64), np.empty((0, 4), np.int64), np.empty(0), np.empty(0), False)
     # A first tetrahedron: point 0, then the first points off it, off their line, and off their plane.
     first = np.full(4, -1)
     first[0] = 0
@@ -363,9 +635,9 @@ def delaunay_tetrahedra(points):
             u0, u1, u2 = (points[first[1], 0] - points[0, 0], points[first[1], 1] - points[0, 1],
                           points[first[1], 2] - points[0, 2])
             c0, c1, c2 = u1 * d2 - u2 * d1, u2 * d0 - u0 * d2, u0 * d1 - u1 * d0
-            if c0 * c0 + c1 * c1 + c2 * c2 > (DEGENERACY_TOLERANCE * (u0 * u0 + u1 * u1 + u2 * u2)) ** 2:
+            if c0 * c0 + c1 * c1 + c2 * c2 > (COLLINEAR_TOLERANCE * (u0 * u0 + u1 * u1 + u2 * u2)) ** 2:
                 first[2] = q
-        elif abs(_orientation(points, 0, first[1], first[2], q)) > 0:
+        elif _certified_orientation(points, 0, first[1], first[2], q) != 0:
             first[3] = q
             break
     if first[3] < 0:
@@ -376,7 +648,7 @@ def delaunay_tetrahedra(points):
     capacity = 16 * n + 64
     vertices = np.empty((capacity, 4), np.int64)
     neighbors = np.empty((capacity, 4), np.int64)
-    spheres = np.empty((capacity, 4))
+    spheres = np.empty((capacity, 7))
     alive = np.zeros(capacity, np.bool_)
     conflict_stamp = np.full(capacity, -1)  # the point whose cavity a tetrahedron was tested for
     in_cavity = np.zeros(capacity, np.bool_)
@@ -398,10 +670,11 @@ def delaunay_tetrahedra(points):
             neighbors[k + 1, m] = 0 if m == k else swapped[m] + 1
         neighbors[0, k] = k + 1
     alive[:5] = True
-    if not _set_sphere(points, vertices, spheres, 0):
+    if not _set_sphere(points, vertices, spheres, 0, False):
         return failed
 
     inserted = np.zeros(n, np.bool_)
+    duplicate = np.zeros(n, np.bool_)
     inserted[first] = True
     last = 0
     cavity = np.empty(capacity, np.int64)
@@ -416,6 +689,12 @@ def delaunay_tetrahedra(points):
                 if alive[t] and _in_conflict(points, vertices, neighbors, spheres, t, p, infinite):
                     start = t
                     break
+        for k in range(4):
+            # A copy of a vertex lies on the spheres around it, where rounding may find it inside.
+            q = vertices[start, k] if start >= 0 else infinite
+            if q != infinite and points[q, 0] == points[p, 0] and points[q, 1] == points[p, 1] \
+                    and points[q, 2] == points[p, 2]:
+                start = -1
         if start < 0:
             for q in range(n):  # only an exact duplicate of an inserted point may be left out
                 if inserted[q] and points[q, 0] == points[p, 0] and points[q, 1] == points[p, 1] \
@@ -423,6 +702,7 @@ def delaunay_tetrahedra(points):
                     break
             else:
                 return failed
+            duplicate[p] = True
             continue
         # The cavity: every tetrahedron in conflict with p, grown from `start` across faces.
         size, faces = 1, 0
@@ -470,7 +750,7 @@ def delaunay_tetrahedra(points):
             conflict_stamp[new] = p
             if vertices[new, 0] != infinite and vertices[new, 1] != infinite and vertices[new, 2] != infinite \
                     and vertices[new, 3] != infinite:
-                if not _set_sphere(points, vertices, spheres, new):
+                if not _set_sphere(points, vertices, spheres, new, False):
                     return failed
                 last = new
             for m in range(4):
@@ -496,35 +776,83 @@ def delaunay_tetrahedra(points):
             free_count += 1
         inserted[p] = True
 
-    # The finite tetrahedra, renumbered; their local empty-sphere property checked face by face.
+    # Certification, in place of exact predicates during the construction. A closed complex of tetrahedra
+    # (faces shared in pairs) whose finite tetrahedra are all positively oriented, with every interior face
+    # locally Delaunay and every hull edge locally convex, all decided beyond rounding, is the Delaunay
+    # tetrahedralisation of its vertices (lifted to the paraboloid, a closed locally convex hypersurface
+    # bounds a convex body); and every point must be one of them, or an exact duplicate of one.
     number = np.full(used, -1)
+    is_vertex = np.zeros(n + 1, np.bool_)
+    power_sum = np.zeros((used, 3), np.int64)
     count = 0
     for t in range(used):
-        if alive[t] and vertices[t, 0] != infinite and vertices[t, 1] != infinite \
+        if not alive[t]:
+            continue
+        for k in range(4):
+            is_vertex[vertices[t, k]] = True
+            power_sum[t, 0] += vertices[t, k]
+            power_sum[t, 1] += vertices[t, k] ** 2
+            power_sum[t, 2] += vertices[t, k] ** 3
+        if vertices[t, 0] != infinite and vertices[t, 1] != infinite \
                 and vertices[t, 2] != infinite and vertices[t, 3] != infinite:
             number[t] = count
             count += 1
+            if spheres[t, 5] > 0.5 * VALUE_TOLERANCE * spheres[t, 3] \
+                    and not _set_sphere(points, vertices, spheres, t, True):
+                return failed
+    for p in range(n):
+        if not is_vertex[p] and not duplicate[p]:
+            return failed
     tetrahedra = np.empty((count, 4), np.int64)
     adjacent = np.empty((count, 4), np.int64)
     squared_radii = np.empty(count)
+    radius_errors = np.empty(count)
+    hull = np.empty(4, np.int64)
     for t in range(used):
-        if number[t] < 0:
+        if not alive[t]:
             continue
-        tetrahedra[number[t]] = vertices[t]
-        squared_radii[number[t]] = spheres[t, 3]
         for k in range(4):
             other = neighbors[t, k]
-            adjacent[number[t], k] = number[other]
-            if number[other] >= 0:
-                for m in range(4):
-                    if neighbors[other, m] == t:
-                        q = vertices[other, m]
-                d0, d1, d2 = points[q, 0] - spheres[t, 0], points[q, 1] - spheres[t, 1], points[q, 2] - spheres[t, 2]
-                # Inside: not Delaunay. On the sphere (five points cospherical, to rounding): the tetrahedralisation
-                # is not unique, nor, then, are the bars (GUDHI's own modes disagree on such clouds).
-                if d0 * d0 + d1 * d1 + d2 * d2 <= spheres[t, 3] * (1 + DEGENERACY_TOLERANCE):
+            across = -1
+            for m in range(4):
+                if neighbors[other, m] == t:
+                    across = m
+            if not alive[other] or across < 0:
+                return failed
+            # The same face on both sides: the same three power sums of its vertex numbers (Newton's identities).
+            for power in range(1, 4):
+                if power_sum[t, power - 1] - vertices[t, k] ** power \
+                        != power_sum[other, power - 1] - vertices[other, across] ** power:
                     return failed
-    return tetrahedra, adjacent, squared_radii, True
+            q = vertices[other, across]
+            if number[t] >= 0:
+                adjacent[number[t], k] = number[other]
+                # Inside: not Delaunay. On the sphere, to rounding: five points cospherical, the
+                # tetrahedralisation not unique; GUDHI's symbolic perturbation picks one. Once per face.
+                if number[other] > number[t]:
+                    side = _sphere_side(points, vertices, spheres, t, q)
+                    if side == 0 and _set_sphere(points, vertices, spheres, t, True):  # again, more precisely
+                        side = _sphere_side(points, vertices, spheres, t, q)
+                    if side <= 0:
+                        return failed
+            elif vertices[t, k] != infinite and vertices[other, across] != infinite:
+                # Two hull faces around a hull edge: q must lie strictly inside the plane of t's hull face, on
+                # the side of the finite tetrahedron behind it (q taking the place of that one's far vertex).
+                inside = t
+                for m in range(4):
+                    if vertices[t, m] == infinite:
+                        inside = neighbors[t, m]
+                for m in range(4):
+                    hull[m] = vertices[inside, m]
+                    if neighbors[inside, m] == t:
+                        hull[m] = q
+                if _certified_orientation(points, hull[0], hull[1], hull[2], hull[3]) <= 0:
+                    return failed
+        if number[t] >= 0:
+            tetrahedra[number[t]] = vertices[t]
+            squared_radii[number[t]] = spheres[t, 3]
+            radius_errors[number[t]] = spheres[t, 5]
+    return tetrahedra, adjacent, squared_radii, radius_errors, True
 
 
 ONE_TRIANGLE = np.array([[0, 1, 2]], dtype=np.int64)
@@ -533,15 +861,15 @@ NO_VALUES = np.empty(0, dtype=np.float64)
 
 
 def alpha_h1_bars_compiled(points: np.ndarray) -> np.ndarray | None:
-    """[bars, 2] dimension-1 (birth, death) of the alpha complex of 3 or more points, or None where floating
-    point cannot be trusted (flat clouds, near-degenerate simplices): those need GUDHI's exact predicates."""
+    """[bars, 2] dimension-1 (birth, death) of the alpha complex of 3 or more points, within a relative 1e-10 of
+    GUDHI 'exact''s; or None where the error bounds cannot certify that (degenerate clouds): ask GUDHI."""
     points = np.ascontiguousarray(points, dtype=np.float64)
     if len(points) == 3:
-        bars, ok = h1_bars_of_triangulation(points, ONE_TRIANGLE, NO_NEIGHBORS, NO_VALUES)
+        bars, ok = h1_bars_of_triangulation(points, ONE_TRIANGLE, NO_NEIGHBORS, NO_VALUES, NO_VALUES)
     else:
-        tetrahedra, neighbors, squared_radii, ok = delaunay_tetrahedra(points)
+        tetrahedra, neighbors, squared_radii, radius_errors, ok = delaunay_tetrahedra(points)
         if ok:
-            bars, ok = h1_bars_of_triangulation(points, tetrahedra, neighbors, squared_radii)
+            bars, ok = h1_bars_of_triangulation(points, tetrahedra, neighbors, squared_radii, radius_errors)
     return bars if ok else None
 
 
