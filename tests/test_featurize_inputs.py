@@ -44,7 +44,7 @@ def golden_graph() -> dict[str, np.ndarray]:
     in the last bits of a few features: the default double-precision alpha radii, see test_featurize_parity.)
     """
     reference = load_file(need_reference("golden", GOLDEN, "graph.safetensors"))
-    graph = featurize_complex(need_reference("golden", GOLDEN, "input.pdb"), workers=1)
+    graph = featurize_complex(need_reference("golden", GOLDEN, "input.pdb"))
     ours = {"x": graph.x.numpy(), "edge_index": graph.edge_index.numpy(), "edge_attr": graph.edge_attr.numpy()}
     np.testing.assert_array_equal(ours["edge_index"], reference["edge_index"])
     np.testing.assert_array_equal(ours["edge_attr"], reference["edge_attr"])
@@ -98,9 +98,9 @@ def test_crlf_gzip_and_no_model_records_give_the_reference_graph(tmp_path, golde
     gzipped.write_bytes(gzip.compress(("\n".join(golden_lines) + "\n").encode()))
     no_model = write(tmp_path / "nomodel.pdb", [ln for ln in golden_lines if not ln.startswith(("MODEL", "ENDMDL"))])
     for path in (crlf, gzipped, no_model):
-        graph = featurize_complex(path, workers=1)
+        graph = featurize_complex(path)
         assert_same_graph(graph, golden_graph)
-    assert featurize_complex(gzipped, workers=1).name == "zipped"
+    assert featurize_complex(gzipped).name == "zipped"
 
 
 @needs_mkdssp
@@ -109,7 +109,7 @@ def test_header_cryst1_present_and_user_file_untouched(tmp_path, golden_lines, g
               "CRYST1   50.000   60.000   70.000  90.00  90.00  90.00 P 1           1"]
     path = write(tmp_path / "with_header.pdb", header + golden_lines)
     before = path.read_bytes()
-    assert_same_graph(featurize_complex(path, workers=1), golden_graph)
+    assert_same_graph(featurize_complex(path), golden_graph)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["with_header.pdb"]
 
@@ -119,7 +119,7 @@ def test_only_the_first_model_is_used(tmp_path, golden_lines, golden_graph):
     atoms = atom_lines(golden_lines)
     shifted = [with_coordinates(line, coordinates(line) + [3.0, -2.0, 1.0]) for line in atoms]
     lines = ["MODEL        1", *atoms, "ENDMDL", "MODEL        2", *shifted, "ENDMDL", "END"]
-    assert_same_graph(featurize_complex(write(tmp_path / "models.pdb", lines), workers=1), golden_graph)
+    assert_same_graph(featurize_complex(write(tmp_path / "models.pdb", lines)), golden_graph)
 
 
 @needs_mkdssp
@@ -133,7 +133,7 @@ def test_alternate_locations_use_the_highest_occupancy(tmp_path, golden_lines, g
             lines.append(f"{moved[:16]}B{moved[17:54]}  0.40{moved[60:]}")
         else:
             lines.append(line)
-    graph = featurize_complex(write(tmp_path / "altloc.pdb", lines), workers=1)
+    graph = featurize_complex(write(tmp_path / "altloc.pdb", lines))
     # Biopython keeps conformer A: interface, topology and edges are the reference's. mkdssp reads the same copy
     # the reference fed it, conformer B included, so its accessibility may differ: columns from AA_0 on must not.
     np.testing.assert_array_equal(graph.edge_index.numpy(), golden_graph["edge_index"])
@@ -151,7 +151,7 @@ def test_far_waters_and_no_segment_ids_change_nothing(tmp_path, golden_lines, go
     ]
     end = lines.index("ENDMDL")
     lines = lines[:end] + waters + lines[end:]
-    graph = featurize_complex(write(tmp_path / "waters.pdb", lines), workers=1)
+    graph = featurize_complex(write(tmp_path / "waters.pdb", lines))
     # Waters change the KD-tree layout, hence GUDHI's input order: equal up to rounding.
     assert_same_graph(graph, golden_graph, TOLERANCE)
 
@@ -162,7 +162,7 @@ def test_insertion_codes_appear_in_ids_and_change_nothing_else(tmp_path, golden_
         f"{line[:26]}A{line[27:]}" if line.startswith("ATOM") and line[21] == "A" and line[22:26] == " 642" else line
         for line in golden_lines
     ]
-    stages = featurize_stages(write(tmp_path / "icode.pdb", lines), workers=1)
+    stages = featurize_stages(write(tmp_path / "icode.pdb", lines))
     assert stages.interface_ids[0] == "c<A>r<642>i<A>R<PRO>"
     assert "c<A>r<642>R<PRO>" not in stages.interface_ids
     assert_same_graph(stages.graph, golden_graph)
@@ -180,8 +180,8 @@ def test_hydrogens_count_in_edge_histograms_only(tmp_path, golden_lines, golden_
         if line.startswith("ATOM") and line[12:16] == " N  ":
             hydrogen = with_coordinates(line, coordinates(line) + [0.9, 0.0, 0.0])
             lines.append(f"{hydrogen[:12]} H  {hydrogen[16:76]} H")
-    plain = featurize_stages(need_reference("golden", GOLDEN, "input.pdb"), workers=1)
-    with_h = featurize_stages(write(tmp_path / "hydrogens.pdb", lines), workers=1)
+    plain = featurize_stages(need_reference("golden", GOLDEN, "input.pdb"))
+    with_h = featurize_stages(write(tmp_path / "hydrogens.pdb", lines))
     assert with_h.interface_ids == plain.interface_ids
     assert np.abs(with_h.topology - plain.topology).max() <= TOLERANCE
     np.testing.assert_array_equal(with_h.graph.edge_index.numpy(), golden_graph["edge_index"])
@@ -200,9 +200,8 @@ def test_hetatm_ligand_joins_neighbourhoods_but_not_the_interface(tmp_path, gold
         )
     ]
     end = golden_lines.index("ENDMDL")
-    stages = featurize_stages(write(tmp_path / "ligand.pdb", golden_lines[:end] + ligand + golden_lines[end:]),
-                              workers=1)
-    plain = featurize_stages(need_reference("golden", GOLDEN, "input.pdb"), workers=1)
+    stages = featurize_stages(write(tmp_path / "ligand.pdb", golden_lines[:end] + ligand + golden_lines[end:]))
+    plain = featurize_stages(need_reference("golden", GOLDEN, "input.pdb"))
     assert stages.interface_ids == plain.interface_ids
     assert not any("LIG" in identifier for identifier in stages.node_ids)
     assert not np.allclose(stages.topology[0], plain.topology[0])
@@ -219,8 +218,8 @@ def test_modified_residue_written_as_hetatm_is_handled(tmp_path, golden_lines, g
             if line[12:16] == " SD ":
                 line = f"{line[:12]}SE  {line[16:76]}SE"
         lines.append(line)
-    stages = featurize_stages(write(tmp_path / "mse.pdb", lines), workers=1)
-    plain = featurize_stages(need_reference("golden", GOLDEN, "input.pdb"), workers=1)
+    stages = featurize_stages(write(tmp_path / "mse.pdb", lines))
+    plain = featurize_stages(need_reference("golden", GOLDEN, "input.pdb"))
     assert stages.interface_ids == plain.interface_ids
     # Same atoms, same name initials, same order, and DSSP still reports the residue: the reference graph.
     np.testing.assert_array_equal(stages.topology, plain.topology)
@@ -233,7 +232,7 @@ def test_interface_modified_residue_is_left_out_without_crashing(tmp_path, golde
         f"HETATM{line[6:17]}MSE{line[20:]}" if line.startswith("ATOM") and line[17:26] == "MET B  26" else line
         for line in golden_lines
     ]
-    stages = featurize_stages(write(tmp_path / "mse_interface.pdb", lines), workers=1)
+    stages = featurize_stages(write(tmp_path / "mse_interface.pdb", lines))
     assert "c<B>r<26>R<MET>" not in stages.interface_ids
     assert not any("MSE" in identifier for identifier in stages.interface_ids)
     assert stages.graph.num_nodes == len(stages.node_ids) > 0
@@ -249,7 +248,7 @@ def test_many_chains(tmp_path, golden_lines):
         return "BGHI"[min(number // 40, 3)]
 
     lines = [f"{ln[:21]}{chain_of(ln)}{ln[22:]}" if ln.startswith("ATOM") else ln for ln in golden_lines]
-    stages = featurize_stages(write(tmp_path / "nine.pdb", lines), workers=1)
+    stages = featurize_stages(write(tmp_path / "nine.pdb", lines))
     chains = {identifier[2] for identifier in stages.node_ids}
     assert len(chains) >= 8
     index = stages.graph.edge_index.numpy()
@@ -262,7 +261,7 @@ def test_many_chains(tmp_path, golden_lines):
 
 def unscorable_reason(path) -> str:
     with pytest.raises(UnscorableComplex) as caught:
-        featurize_complex(path, workers=1)
+        featurize_complex(path)
     reason = str(caught.value)
     assert "\n" not in reason and str(path) not in reason
     return reason
