@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import random
@@ -40,17 +41,12 @@ POLL_SECONDS = 0.002
 # Featurises the files named on the command line with the settings in $STRESS_SETTINGS; prints one JSON line
 # per file: name, reason, and a digest of the arrays' bytes, shapes and types.
 FEATURISE_SCRIPT = """
-import hashlib, json, os, sys
+import json, os, sys
+from bench.stress_kill import arrays_digest
 from data.featurize import FeaturizeJobs
 settings = json.loads(os.environ["STRESS_SETTINGS"])
 for result in FeaturizeJobs(sys.argv[1:], **settings).results(progress=False):
-    digest = None
-    if result.arrays is not None:
-        h = hashlib.sha256()
-        for array in (result.arrays.x, result.arrays.edge_index, result.arrays.edge_attr):
-            h.update(f"{array.dtype} {array.shape}".encode())
-            h.update(array.tobytes())
-        digest = h.hexdigest()
+    digest = arrays_digest(result.arrays) if result.arrays is not None else None
     print(json.dumps({"name": result.name, "reason": result.reason, "digest": digest}))
 """
 
@@ -78,6 +74,15 @@ class Run:
     leftovers: list[str] = field(default_factory=list)
 
 
+def arrays_digest(arrays) -> str:
+    """SHA-256 of a graph's arrays: their types, shapes and bytes."""
+    digest = hashlib.sha256()
+    for array in (arrays.x, arrays.edge_index, arrays.edge_attr):
+        digest.update(f"{array.dtype} {array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def make_inputs(folder: Path, copies: int) -> list[Path]:
     """`copies` copies of each bundled example, under distinct names."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +97,8 @@ def make_inputs(folder: Path, copies: int) -> list[Path]:
 
 
 def proc_stat(pid: str) -> tuple[str, int, int] | None:
-    """(command name, parent pid, process group) of a live process, from /proc."""
+    """(command name, parent pid, process group) of a live process, from /proc; None for a process that has
+    exited (a zombie: only its exit status is left, for whoever adopted it to collect)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             text = handle.read()
@@ -100,6 +106,8 @@ def proc_stat(pid: str) -> tuple[str, int, int] | None:
         return None
     name = text[text.index("(") + 1 : text.rindex(")")]
     fields = text[text.rindex(")") + 2 :].split()
+    if fields[0] == "Z":
+        return None
     return name, int(fields[1]), int(fields[2])
 
 
