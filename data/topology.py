@@ -208,12 +208,11 @@ def element_group_clouds(
 def topology_table(atom_xyz: np.ndarray, atom_initials: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """[len(centres), 140] raw topological features (float64): 35 H0 numbers group by group, then 105 H1 numbers."""
     clouds, residue_points, memberships = element_group_clouds(atom_xyz, atom_initials, centres)
-    h1 = h1_summaries_of_clouds(clouds, alpha_precision())
-
     # One distance matrix per residue (its C/N/O atoms) serves all seven groups.
     distances = [pairwise_distances(points) for points in residue_points]
     mst = minimum_spanning_tree_weights(distances, memberships)
     h0 = h0_summaries_of_clouds([weights for residue in mst for weights in residue])
+    h1 = h1_summaries_of_clouds(clouds, alpha_precision())
     groups_in_row = len(ELEMENT_GROUPS)
     return np.concatenate(
         [h0.reshape(len(centres), 5 * groups_in_row), h1.reshape(len(centres), 15 * groups_in_row)], axis=1
