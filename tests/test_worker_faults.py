@@ -32,10 +32,10 @@ def undisturbed() -> dict[str, str]:
     return {result.name: arrays_digest(result.arrays) for result in results}
 
 
-def run(tmp_path, fault: str | None = None, settings: dict | None = None, kills: int = 0, seed: int = 0):
+def run(tmp_path, fault: str | None = None, settings: dict | None = None, plan: list | None = None, seed: int = 0):
     rng = random.Random(seed)
-    outcome = featurise_run(EXAMPLES, settings or {"jobs": 2}, kill_plan(rng, kills), rng, DEADLINE_SECONDS,
-                            tmp_path / "run", fault)
+    outcome = featurise_run(EXAMPLES, settings or {"jobs": 2}, plan or [], rng, DEADLINE_SECONDS, tmp_path / "run",
+                            fault)
     assert not outcome.hung, "the run did not end"
     assert outcome.returncode == 0, outcome.stderr[-2000:]
     assert sorted(o["name"] for o in outcome.outcomes) == ["1HVR", "4E43"], outcome.outcomes
@@ -80,9 +80,12 @@ def test_a_background_worker_that_dies_is_replaced(tmp_path, undisturbed):
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_kills_change_nothing_but_the_time(tmp_path, undisturbed, seed):
-    # Up to 5 SIGKILLs (some at a process's start-up, others after random delays): whatever they hit, each
-    # complex comes back once, with the undisturbed numbers or skipped after its own processes were killed.
-    outcome, _ = run(tmp_path, settings={"jobs": 2}, kills=5, seed=seed)
+    # Up to 5 SIGKILLs: the first at a process's start-up (so one lands however fast the machine), the others
+    # at random delays (random picks, start-ups included). Whatever they hit, each complex comes back once, with
+    # the undisturbed numbers or skipped after its own processes were killed.
+    rng = random.Random(seed)
+    plan = [None] + [value if value is None else value / 5 for value in kill_plan(rng, 4)]
+    outcome, _ = run(tmp_path, settings={"jobs": 2}, plan=plan, seed=seed)
     assert outcome.killed, "no kill landed"
     found = problems(outcome, undisturbed)
     assert not any(found.values()), found
