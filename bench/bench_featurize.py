@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_featurize.py [--repeats 3] [--skip-large] [--skip-baseline] [--jobs 2]
 
-Columns: "ours" is the default (helper processes for the alpha complexes), "1 proc" one process plus mkdssp,
-"CPU" the CPU seconds of that single-process run including mkdssp (a load-independent measure of the work).
+Columns: "ours" is one process with mkdssp beside it (the only way a complex is featurised), "CPU" the CPU
+seconds of that run including mkdssp (a load-independent measure of the work).
 Ratios are against the reference wall time recorded in each golden's expected.json (same kind of 2-core
 machine), and, for the generated large complex (8 chains, ~25,000 atoms), against a naive baseline timed in
 this same run: the reference algorithm as SPEC 1.1-1.4 describes it (a NeighborSearch rebuilt per residue,
@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.featurize import featurize_complex, featurize_many  # noqa: E402
 from data.structure import read_structure  # noqa: E402
-from data.topology import alpha_h1_bars, available_cpus, gudhi_h1_bars  # noqa: E402
+from data.topology import alpha_h1_bars, gudhi_h1_bars  # noqa: E402
+from data.workers import available_cpus  # noqa: E402
 from model.checkpoint_paths import reference_root  # noqa: E402
 
 
@@ -156,7 +157,7 @@ def persistence_share(path: Path) -> tuple[float, float, float, int, int]:
     profile = cProfile.Profile()
     with mock.patch("data.topology.alpha_h1_bars", recorded):
         started = time.perf_counter()
-        profile.runcall(featurize_complex, path, workers=1)
+        profile.runcall(featurize_complex, path)
         total = time.perf_counter() - started
     stats = pstats.Stats(profile)
     inside = sum(values[3] for (_, _, function), values in stats.stats.items() if function == "alpha_h1_bars")
@@ -184,19 +185,17 @@ def main() -> None:
     featurize_complex(goldens[0] / "input.pdb")  # warm-up: imports, mkdssp binary in page cache
 
     print(f"\nPer complex (best of {args.repeats}, default settings):")
-    print(f"{'complex':24s} {'atoms':>6s} {'nodes':>5s} {'ours s':>7s} {'1 proc s':>8s} {'CPU s':>6s} {'ref s':>6s} "
-          f"{'ratio':>6s}")
+    print(f"{'complex':24s} {'atoms':>6s} {'nodes':>5s} {'ours s':>7s} {'CPU s':>6s} {'ref s':>6s} {'ratio':>6s}")
     rows = []
     for folder in goldens:
         path = folder / "input.pdb"
         reference = json.loads((folder / "expected.json").read_text())["reference_wall_seconds_single_complex_2_cores"]
         ours = best_time(lambda p=path: featurize_complex(p), args.repeats)
-        single = best_time(lambda p=path: featurize_complex(p, workers=1), args.repeats)
-        cpu = cpu_seconds(lambda p=path: featurize_complex(p, workers=1))
+        cpu = cpu_seconds(lambda p=path: featurize_complex(p))
         atoms = len(read_structure(path).atom_xyz)
         nodes = featurize_complex(path).num_nodes
         rows.append((folder.name, atoms, nodes, ours))
-        print(f"{folder.name:24s} {atoms:6d} {nodes:5d} {ours:7.2f} {single:8.2f} {cpu:6.2f} {reference:6.1f} "
+        print(f"{folder.name:24s} {atoms:6d} {nodes:5d} {ours:7.2f} {cpu:6.2f} {reference:6.1f} "
               f"{reference / ours:5.1f}x")
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -236,9 +235,9 @@ def main() -> None:
         paths = sorted(copies.iterdir())
         cores = available_cpus()
         runs = {}
-        for jobs, workers in ((1, 1), (args.jobs, None)):
+        for jobs in (1, args.jobs):
             started = time.perf_counter()
-            cpu = cpu_seconds(lambda: featurize_many(paths, jobs=jobs, workers=workers, progress=False))  # noqa: B023
+            cpu = cpu_seconds(lambda: featurize_many(paths, jobs=jobs, progress=False))  # noqa: B023
             runs[jobs] = (time.perf_counter() - started, cpu)
         (one, one_cpu), (many, many_cpu) = runs[1], runs[args.jobs]
         print(f"\nFolder of {len(paths)} complexes: one process {one:.2f} s, jobs={args.jobs} {many:.2f} s "

@@ -9,11 +9,14 @@ caller computes the topology.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
+import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,7 @@ RECORDS_AFTER_CRYST1 = ("ORIGX", "SCALE", "MTRIX", "MODEL", "ATOM", "HETATM", "T
 ACCESSIBILITY_REACH = 8.0
 # Biopython's default relative-accessibility scale (Sander & Rost 1994).
 MAX_ACCESSIBILITY = residue_sasa_scales["Sander"]
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -147,6 +151,29 @@ def stop_running_dssp() -> None:
         run.close()
 
 
+def dies_with_this_process():
+    """A `preexec_fn` that has the kernel kill mkdssp when the process that started it dies, or None.
+
+    A featurisation worker killed outright (out of memory) cannot stop its mkdssp, which would run on alone.
+    Only on Linux, and only in a process with no other thread (as a featurisation worker is): a `preexec_fn`
+    can deadlock in the forked copy of a threaded process.
+    """
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arrange() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return arrange
+
+
 class DsspRun:
     """mkdssp on a temporary copy, started in the background; `result()` waits and parses."""
 
@@ -172,7 +199,7 @@ class DsspRun:
         with open(self._errors, "wb") as errors:
             self._process = subprocess.Popen(
                 [MKDSSP, "--output-format=dssp", str(source), str(self._output)],
-                stdout=subprocess.DEVNULL, stderr=errors,
+                stdout=subprocess.DEVNULL, stderr=errors, preexec_fn=dies_with_this_process(),
             )
 
     def result(self) -> list[DsspResidue]:

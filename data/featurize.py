@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import queue
+import signal
+import tempfile
 import threading
 import time
 import warnings
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from multiprocessing import get_context
 from pathlib import Path
@@ -26,6 +29,7 @@ from tqdm.auto import tqdm
 
 from data.dssp import DsspRun, residues_within_reach
 from data.edges import GEOMETRIES, GEOMETRY_XYY, decimal_ca_coordinates, edge_features
+from data.faults import fault_point
 from data.graph_arrays import GRAPH_FORMAT_VERSION, GraphArrays
 from data.graph_cache import GraphCache, cache_key, featurisation_fingerprint
 from data.interface import interface_ids, interface_residues
@@ -37,8 +41,8 @@ from data.structure import (
     read_first_model_text,
     require_coordinates,
 )
-from data.topology import default_workers, topology_table
-from data.workers import prepare_worker
+from data.topology import topology_table
+from data.workers import WorkerScratch, prepare_worker
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data
@@ -49,6 +53,8 @@ __all__ = [
 ]
 
 PDB_SUFFIXES = (".pdb.gz", ".ent.gz", ".pdb", ".ent")
+ALONE_ATTEMPTS = 2  # processes a lost complex may take down by itself before it is skipped (featurize_alone)
+POOL_CHECK_SECONDS = 1.0
 
 
 def complex_name(path: str | os.PathLike) -> str:
@@ -78,16 +84,14 @@ class FeatureStages:
         return self.arrays.to_data()
 
 
-def featurize_stages(
-    path: str | os.PathLike, geometry: str = GEOMETRY_XYY, workers: int | None = None
-) -> FeatureStages:
+def featurize_stages(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> FeatureStages:
     """Featurise one complex and keep every stage. Raises UnscorableComplex for input that cannot be scored.
 
-    `workers` processes share the alpha complexes (default: the CPUs available but one); mkdssp runs alongside.
+    The topology is computed in this process while mkdssp runs beside it.
     """
-    workers = default_workers() if workers is None else workers
     if geometry not in GEOMETRIES:
         raise ValueError(f"unknown geometry {geometry!r}; expected one of {', '.join(GEOMETRIES)}")
+    name = complex_name(path)
     text = read_first_model_text(path)
     require_coordinates(text)
     structure = parse_structure(text)
@@ -96,9 +100,11 @@ def featurize_stages(
     # accessibility is read: residues out of reach of them go to mkdssp as backbone only (~25% faster on 27,000 atoms).
     dssp = DsspRun(text, residues_within_reach(structure, interface))
     try:
+        fault_point("after-dssp-start", name)
         ids = interface_ids(structure, interface)
         ca = structure.atom_xyz[structure.residue_ca[interface]]
-        topology = topology_table(structure.atom_xyz, structure.atom_name_initial, ca, workers)
+        topology = topology_table(structure.atom_xyz, structure.atom_name_initial, ca)
+        fault_point("after-topology", name)
         dssp_residues = dssp.result()
     finally:
         dssp.close()
@@ -110,7 +116,6 @@ def featurize_stages(
     edge_index, edge_attr = edge_features(structure, nodes, decimal_ca_coordinates(ca[kept]), geometry)
     if edge_index.shape[1] == 0:
         raise UnscorableComplex("no interface edge: no cross-chain node pair under 10 A after DSSP filtering")
-    name = complex_name(path)
     arrays = GraphArrays(
         name=name, x=features.astype(np.float32), edge_index=edge_index, edge_attr=edge_attr.astype(np.float32),
         geometry=geometry, feature_version=GRAPH_FORMAT_VERSION,
@@ -121,16 +126,14 @@ def featurize_stages(
     )
 
 
-def featurize_arrays(
-    path: str | os.PathLike, geometry: str = GEOMETRY_XYY, workers: int | None = None
-) -> GraphArrays:
+def featurize_arrays(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> GraphArrays:
     """One PDB complex -> graph arrays (x float32 [N,172], edge_index int64 [2,E], edge_attr float32 [E,11])."""
-    return featurize_stages(path, geometry, workers).arrays
+    return featurize_stages(path, geometry).arrays
 
 
-def featurize_complex(path: str | os.PathLike, geometry: str = GEOMETRY_XYY, workers: int | None = None) -> Data:
+def featurize_complex(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> Data:
     """One PDB complex -> PyG graph (x [N,172], edge_index [2,E], edge_attr [E,11], name, geometry, version)."""
-    return featurize_arrays(path, geometry, workers).to_data()
+    return featurize_arrays(path, geometry).to_data()
 
 
 @dataclass
@@ -151,12 +154,12 @@ class FeaturizeResult:
 
 
 def featurize_one(
-    path: str | os.PathLike, geometry: str = GEOMETRY_XYY, cache_dir: str | os.PathLike | None = None,
-    workers: int | None = 1,
+    path: str | os.PathLike, geometry: str = GEOMETRY_XYY, cache_dir: str | os.PathLike | None = None
 ) -> FeaturizeResult:
     """Featurise one file, never raising for bad input: failures become `reason`. Uses the cache when given."""
     path = Path(path)
     name = complex_name(path)
+    fault_point("complex-start", name)
     started = time.perf_counter()
     cache = GraphCache(cache_dir) if cache_dir is not None else None
     key = None
@@ -166,7 +169,7 @@ def featurize_one(
             hit = cache.get(key, name)
             if hit is not None:
                 return FeaturizeResult(path, name, *hit, True, time.perf_counter() - started)
-        arrays = featurize_arrays(path, geometry, workers)
+        arrays = featurize_arrays(path, geometry)
         if cache is not None:
             store_quietly(cache.put_graph, key, arrays)
         return FeaturizeResult(path, name, arrays, None, False, time.perf_counter() - started)
@@ -197,14 +200,17 @@ def file_size(path: Path) -> int:
 
 
 class FeaturizeJobs:
-    """Featurisation of many files. With `jobs` > 1 (or `background`), worker processes start on it at once,
-    so the caller can do other work (import torch, load a checkpoint) before collecting `results()`.
+    """Featurisation of many files. With `jobs` > 1 (or `background`), a pool of worker processes starts on it at
+    once, so the caller can do other work (import torch, load a checkpoint) before collecting `results()`.
 
-    Workers are forked (where available) and never import torch; when the caller had imported it already,
-    they keep away from its OpenMP threads. Files go out largest first, so that the long complexes start early
-    and the short ones fill in at the end; results come back in input order. In one process (`jobs` 1, not
-    `background`), each complex's alpha complexes are spread over `workers` processes (default: the CPUs
-    available but one, left to mkdssp).
+    One level of parallelism: each complex is featurised in one worker process (mkdssp runs beside it). Workers
+    are forked (where available) and never import torch; when the caller had imported it already, they keep
+    away from its OpenMP threads. Files go out largest first, so that the long complexes start early and the
+    short ones fill in at the end; results come back in input order.
+
+    A worker that dies (killed for memory, a crash in native code) costs only time: the pool it broke is
+    replaced for the complexes not started yet, and the complexes that were running in it are featurised again
+    at the end, one at a time, each in a process of its own (`featurize_alone`, which has the retry rule).
 
     A `background` caller keeps a CPU busy itself until it asks for the results, so until then one complex fewer
     runs at a time (measured on 2 cores: sharing them three ways costs ~10% more CPU time and delays the caller).
@@ -212,51 +218,65 @@ class FeaturizeJobs:
 
     def __init__(
         self, paths: list[str | os.PathLike], *, geometry: str = GEOMETRY_XYY, jobs: int = 1,
-        cache_dir: str | os.PathLike | None = None, workers: int | None = None, background: bool = False,
+        cache_dir: str | os.PathLike | None = None, background: bool = False,
     ):
         if geometry not in GEOMETRIES:
             raise ValueError(f"unknown geometry {geometry!r}; expected one of {', '.join(GEOMETRIES)}")
         self.paths = [Path(p) for p in paths]
-        self._arguments = (geometry, cache_dir, workers)
+        self._geometry, self._cache_dir = geometry, cache_dir
         self._pool: ProcessPoolExecutor | None = None
-        processes = min(jobs, len(self.paths))
-        if not self.paths or (processes <= 1 and not background):
+        self._processes = min(jobs, len(self.paths))
+        if not self.paths or (self._processes <= 1 and not background):
             return
+        self._processes = max(1, self._processes)
         if cache_dir is not None:
             featurisation_fingerprint()  # computed once here, inherited by forked workers
-        # A single background process may still share each complex's alpha complexes with forked helpers.
-        self._worker_helpers = workers if processes <= 1 else 1
-        slots = processes - 1 if background and processes > 1 else processes
-        self._extra_slots = processes - slots
+        self._scratch = WorkerScratch()
+        slots = self._processes - 1 if background and self._processes > 1 else self._processes
+        self._extra_slots = self._processes - slots
         self._free_slots = threading.Semaphore(slots)
         self._lock = threading.Lock()
         self._pending = deque(sorted(range(len(self.paths)), key=lambda k: -file_size(self.paths[k])))
-        self._indexes: dict[Future, int] = {}
-        self._finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
-        self._pool = ProcessPoolExecutor(processes, mp_context=process_context(), initializer=prepare_worker)
-        # The first submission forks every worker: from this thread, before the feeding thread exists.
-        self._submit_next()
-        threading.Thread(target=self._feed, name="featurize-feeder", daemon=True).start()
+        self._indexes: dict[Future, int] = {}  # submitted to the current pool, not collected yet
+        self._finished: queue.SimpleQueue[Future | None] = queue.SimpleQueue()
+        self._generation = 0
+        self._pool_broken = False
+        self._start_pool()
 
-    def _submit_next(self) -> bool:
-        """Wait for a free slot, then hand the next file to the pool; False when there is nothing left."""
-        self._free_slots.acquire()
-        geometry, cache_dir, _ = self._arguments
+    def _start_pool(self) -> None:
+        """A new pool, and a thread that feeds it. Its first submission forks every worker: from this thread,
+        before the feeding thread exists."""
         with self._lock:
-            if self._pool is None or not self._pending:
+            self._generation += 1
+            self._pool_broken = False
+            self._pool = ProcessPoolExecutor(self._processes, mp_context=process_context(),
+                                             initializer=prepare_worker, initargs=(self._scratch.path,))
+        if self._submit_next(self._generation):
+            threading.Thread(target=self._feed, args=(self._generation,), name="featurize-feeder", daemon=True).start()
+
+    def _submit_next(self, generation: int) -> bool:
+        """Wait for a free slot, then hand the next file to the pool; False when there is nothing left to hand
+        to this generation's pool (none pending, the jobs closed, or the pool broken or replaced)."""
+        self._free_slots.acquire()
+        with self._lock:
+            if generation != self._generation or self._pool is None or self._pool_broken or not self._pending:
+                self._free_slots.release()
                 return False
             index = self._pending.popleft()
             try:
-                future = self._pool.submit(featurize_one, self.paths[index], geometry, cache_dir, self._worker_helpers)
-            except Exception as error:  # noqa: BLE001 - a broken pool fails this complex like the running ones
-                future = Future()
-                future.set_exception(error)
+                future = self._pool.submit(featurize_in_worker, self.paths[index], self._geometry, self._cache_dir)
+            except (BrokenProcessPool, RuntimeError):  # a worker died: the file waits for the next pool
+                self._pending.appendleft(index)
+                self._pool_broken = True
+                self._free_slots.release()
+                self._finished.put(None)  # wakes results(), which starts the next pool
+                return False
             self._indexes[future] = index
         future.add_done_callback(self._on_done)
         return True
 
-    def _feed(self) -> None:
-        while self._submit_next():
+    def _feed(self, generation: int) -> None:
+        while self._submit_next(generation):
             pass
 
     def _on_done(self, future: Future) -> None:
@@ -268,36 +288,84 @@ class FeaturizeJobs:
         results: list[FeaturizeResult | None] = [None] * len(self.paths)
         with tqdm(total=len(self.paths), desc="featurising", unit="complex", disable=not progress) as bar:
             if self._pool is None:
-                geometry, cache_dir, workers = self._arguments
                 for index, path in enumerate(self.paths):
-                    results[index] = featurize_one(path, geometry, cache_dir, workers)
+                    results[index] = featurize_one(path, self._geometry, self._cache_dir)
                     bar.update()
                 return [result for result in results if result is not None]
             for _ in range(self._extra_slots):  # the caller waits from now on: its CPU goes to the workers
                 self._free_slots.release()
             self._extra_slots = 0
-            orphans = []  # complexes lost with a worker that died: maybe their own fault, maybe another's
+            lost: list[int] = []  # complexes lost with a worker that died: maybe their own fault, maybe another's
             try:
-                for _ in self.paths:
-                    future = self._finished.get()
-                    index = self._indexes[future]
-                    try:
-                        results[index] = future.result()
-                    except BrokenProcessPool:
-                        orphans.append(index)
+                while True:
+                    with self._lock:
+                        if not self._indexes and (not self._pending or self._pool is None):
+                            break
+                        broken = self._pool_broken or pool_is_broken(self._pool)
+                    if broken:
+                        self._replace_broken_pool(results, lost, bar)
                         continue
-                    except Exception as error:  # noqa: BLE001 - a failing worker is one complex's problem
-                        path = self.paths[index]
-                        reason = f"internal error: {type(error).__name__}: {first_line(error)}"
-                        results[index] = FeaturizeResult(path, complex_name(path), None, reason)
-                    bar.update()
+                    try:
+                        # A second's timeout, not to wait on a lock, but because Python 3.11's pool can lose a
+                        # future submitted just as it breaks (its manager thread does not take the submission
+                        # lock): never done, it would keep this loop waiting, were the pool not looked at.
+                        future = self._finished.get(timeout=POOL_CHECK_SECONDS)
+                    except queue.Empty:
+                        continue
+                    if future is not None:
+                        self._collect(future, results, lost, bar)
             finally:
                 self.close(wait=True)  # every worker is idle by now: they exit at once
-            geometry, cache_dir, _ = self._arguments
-            for index in orphans:
-                results[index] = featurize_in_own_process(self.paths[index], geometry, cache_dir)
+            for index in lost:
+                results[index] = featurize_alone(self.paths[index], self._geometry, self._cache_dir,
+                                                 self._scratch.path)
                 bar.update()
+            self._scratch.remove()
         return [result for result in results if result is not None]
+
+    def _collect(self, future: Future, results: list, lost: list[int], bar) -> None:
+        """Record a finished future: its result, or its complex as lost when the pool broke under it."""
+        with self._lock:
+            index = self._indexes.pop(future, None)
+        if index is None:
+            return  # collected already, when its pool was replaced
+        try:
+            results[index] = collect_worker_result(future.result())
+        except BrokenProcessPool:
+            with self._lock:
+                self._pool_broken = True
+            lost.append(index)
+            return
+        except Exception as error:  # noqa: BLE001 - a failing worker is one complex's problem
+            path = self.paths[index]
+            reason = f"internal error: {type(error).__name__}: {first_line(error)}"
+            results[index] = FeaturizeResult(path, complex_name(path), None, reason)
+        bar.update()
+
+    def _replace_broken_pool(self, results: list, lost: list[int], bar) -> None:
+        """Once a worker died, its pool is useless: collect what it finished, count the rest as lost, and start
+        a new pool for the files not handed out yet."""
+        with self._lock:
+            pool = self._pool
+            self._generation += 1  # the old feeding thread stops at its next turn
+        # Waits for the pool's manager thread, which has stopped the other workers: after it, no future of this
+        # pool changes any more.
+        pool.shutdown(wait=True)
+        with self._lock:
+            outstanding = list(self._indexes)
+        for future in outstanding:
+            if future.done():
+                self._collect(future, results, lost, bar)
+            else:
+                with self._lock:
+                    lost.append(self._indexes.pop(future))
+                self._free_slots.release()
+        with self._lock:
+            more = bool(self._pending) and self._pool is not None
+            if not more:
+                self._pool_broken = False
+        if more:
+            self._start_pool()
 
     def close(self, wait: bool = False) -> None:
         """Drop the work not started yet and let the workers go (running complexes finish first)."""
@@ -308,29 +376,109 @@ class FeaturizeJobs:
             self._pending.clear()
         self._free_slots.release()  # a feeder waiting for a slot wakes up, finds nothing left and ends
         pool.shutdown(wait=wait, cancel_futures=True)
+        if not wait:
+            self._scratch.remove()
 
 
-def featurize_in_own_process(path: Path, geometry: str, cache_dir: str | os.PathLike | None) -> FeaturizeResult:
-    """One complex in a process of its own: if that process dies (out of memory, a crash in native code),
-    only this complex fails, with a reason."""
-    with ProcessPoolExecutor(1, mp_context=process_context(), initializer=prepare_worker) as pool:
-        try:
-            return pool.submit(featurize_one, path, geometry, cache_dir, 1).result()
-        except BrokenProcessPool:
-            reason = "the featurisation process died (out of memory, or a crash in GUDHI or mkdssp)"
-            return FeaturizeResult(path, complex_name(path), None, reason)
+def pool_is_broken(pool: ProcessPoolExecutor | None) -> bool:
+    """Whether a worker of `pool` died (the executor has no public way to say so)."""
+    return bool(getattr(pool, "_broken", False))
+
+
+def featurize_in_worker(path: Path, geometry: str, cache_dir: str | os.PathLike | None) -> tuple[FeaturizeResult, str]:
+    """In a pool worker: featurise one file; the graph arrays go back through a file in the run's scratch folder.
+
+    A process pool reads every worker's results from one pipe: a worker killed halfway through sending a large
+    result would leave the pool waiting for the rest forever. What goes through the pipe here (a few hundred
+    bytes, under the pipe's atomic-write size) is written whole or not at all.
+    """
+    result = featurize_one(path, geometry, cache_dir)
+    arrays_file = ""
+    if result.arrays is not None:
+        descriptor, arrays_file = tempfile.mkstemp(prefix="graph-", suffix=".pickle")
+        with os.fdopen(descriptor, "wb") as handle:
+            pickle.dump(result.arrays, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        result = replace(result, arrays=None)
+    fault_point("complex-end", result.name)
+    return result, arrays_file
+
+
+def collect_worker_result(returned: tuple[FeaturizeResult, str]) -> FeaturizeResult:
+    """In the parent: a pool worker's result with its arrays read back (and their file removed)."""
+    result, arrays_file = returned
+    if not arrays_file:
+        return result
+    with open(arrays_file, "rb") as handle:
+        arrays = pickle.load(handle)  # written by our own worker, into this run's private scratch folder
+    os.unlink(arrays_file)
+    return replace(result, arrays=arrays)
+
+
+def featurize_alone(path: Path, geometry: str, cache_dir: str | os.PathLike | None, scratch: str) -> FeaturizeResult:
+    """A complex that was lost with a worker that died, featurised again in a process of its own, nothing else
+    featurising meanwhile.
+
+    The retry rule: up to ALONE_ATTEMPTS processes in a row; the complex is skipped ("the featurisation process
+    died") only when each of them died, so that one kill from outside (or an out-of-memory kill of a neighbour
+    that took this worker too) never costs a complex, while a complex that kills every process it runs in is
+    given up after a bounded number of tries. `scratch`: the run's `WorkerScratch` folder.
+    """
+    deaths = []
+    for attempt in range(1, ALONE_ATTEMPTS + 1):
+        result, death = run_alone(path, geometry, cache_dir, scratch, attempt)
+        if result is not None:
+            return result
+        deaths.append(death)
+    reason = (f"the featurisation process died, also each of the {ALONE_ATTEMPTS} times the complex ran alone "
+              f"({'; '.join(deaths)}): out of memory, or a crash in GUDHI or mkdssp")
+    return FeaturizeResult(path, complex_name(path), None, reason)
+
+
+def run_alone(
+    path: Path, geometry: str, cache_dir: str | os.PathLike | None, scratch: str, attempt: int
+) -> tuple[FeaturizeResult | None, str]:
+    """(result, "") from a process of its own, or (None, how that process died)."""
+    context = process_context()
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=featurize_in_own_process, name=f"featurize-alone-{attempt}",
+                              args=(sender, path, geometry, cache_dir, scratch, attempt))
+    process.start()
+    sender.close()  # the child's end only: when the child dies, reading sees the end of the pipe
+    try:
+        result = receiver.recv()
+    except EOFError:
+        result = None
+    finally:
+        receiver.close()
+    process.join()
+    if result is not None:
+        return result, ""
+    code = process.exitcode
+    how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit status {code}"
+    return None, f"pid {process.pid} {how}"
+
+
+def featurize_in_own_process(
+    connection, path: Path, geometry: str, cache_dir: str | os.PathLike | None, scratch: str, attempt: int
+) -> None:
+    """The body of `run_alone`'s process: the result goes back whole through a pipe of its own."""
+    prepare_worker(scratch)
+    fault_point("alone-start", f"{complex_name(path)} attempt {attempt}")
+    result = featurize_one(path, geometry, cache_dir)
+    fault_point("complex-end", result.name)
+    connection.send(result)
+    connection.close()
 
 
 def featurize_many(
     paths: list[str | os.PathLike], *, geometry: str = GEOMETRY_XYY, jobs: int = 1,
-    cache_dir: str | os.PathLike | None = None, progress: bool = True, workers: int | None = None,
+    cache_dir: str | os.PathLike | None = None, progress: bool = True,
 ) -> list[FeaturizeResult]:
     """Featurise many files, results in input order. Never raises for bad input.
 
-    `jobs` > 1 uses a process pool over complexes. With one job, each complex's alpha complexes are spread over
-    `workers` processes (default: the CPUs available but one, left to mkdssp).
+    `jobs` > 1 uses a process pool over complexes (see `FeaturizeJobs`); one job featurises in this process.
     """
-    return FeaturizeJobs(paths, geometry=geometry, jobs=jobs, cache_dir=cache_dir, workers=workers).results(progress)
+    return FeaturizeJobs(paths, geometry=geometry, jobs=jobs, cache_dir=cache_dir).results(progress)
 
 
 def process_context():

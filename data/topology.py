@@ -4,9 +4,10 @@ Per residue and element group: H0 of the Vietoris-Rips filtration (its finite de
 minimum-spanning-tree edge lengths, computed here for all clouds at once with a batched Prim's algorithm) and
 H1 of the alpha complex (`data.alpha_complex`: a compiled Delaunay tetrahedralisation and persistence,
 certified by error bounds to agree with GUDHI 'exact''s bars to a relative 1e-10, GUDHI itself for the clouds
-it cannot certify; optionally spread over processes). Same neighbour order, same distance arithmetic, same bar
-order as the reference. The reference used GUDHI 'safe', whose radii are guaranteed only to a relative 1e-5
-(on non-degenerate clouds in practice to rounding): the raw features are within 1e-6 of the reference on
+it cannot certify). A complex's topology is computed in the one process that featurises it, while mkdssp runs
+beside it; parallelism is over complexes (`data.featurize`). Same neighbour order, same distance arithmetic,
+same bar order as the reference. The reference used GUDHI 'safe', whose radii are guaranteed only to a relative
+1e-5 (on non-degenerate clouds in practice to rounding): the raw features are within 1e-6 of the reference on
 its complexes (tests/test_featurize_parity.py), predictions unchanged; a bar within rounding of the 0.01 cut
 could in principle flip. TOPOQA_ALPHA_PRECISION=safe computes with GUDHI as the reference did and gives its
 values bit for bit; 'exact' uses GUDHI's exact radii.
@@ -14,18 +15,11 @@ values bit for bit; 'exact' uses GUDHI's exact radii.
 
 from __future__ import annotations
 
-import itertools
 import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_all_start_methods, get_context
-from multiprocessing.util import Finalize
 
 import gudhi
 import numpy as np
 from Bio.PDB.kdtrees import KDTree
-
-from data.workers import prepare_worker
 
 NEIGHBOURHOOD_RADIUS = 8.0
 NEIGHBOR_SEARCH_BUCKET_SIZE = 10  # Biopython NeighborSearch default
@@ -33,12 +27,6 @@ H0_DEATH_LIMIT = 8.0
 MIN_PERSISTENCE = 0.01
 ELEMENT_GROUPS = ("C", "N", "O", "CN", "CO", "NO", "CNO")
 STATISTICS = ("sum", "min", "max", "mean", "std")
-# Below this many clouds the topology takes about as long as mkdssp, which already occupies a second CPU:
-# a helper would only compete with it (measured: dove_correct, 315 clouds, is slower with one).
-HELPER_MIN_CLOUDS = 500
-CLOUDS_PER_CHUNK = 100  # work-stealing granularity: ~0.1 s of GUDHI per chunk
-MAX_CHUNKS = 1024
-LOCK_TIMEOUT_SECONDS = 30
 PRIM_MATRIX_ENTRIES_PER_BATCH = 2_000_000  # ~16 MB of float64 per batch of residues
 ALPHA_PRECISION_ENV = "TOPOQA_ALPHA_PRECISION"
 ALPHA_PRECISIONS = ("fast", "safe", "exact")
@@ -189,10 +177,7 @@ def gudhi_h1_bars(points: np.ndarray, precision: str, relative_precision: float 
 
 
 def h1_summaries_of_clouds(clouds: list[np.ndarray], precision: str) -> np.ndarray:
-    """[len(clouds), 15]: summaries of the kept H1 bars' lengths, then births, then deaths, cloud by cloud.
-
-    Done where the bars are computed, so that helper processes share this work too.
-    """
+    """[len(clouds), 15]: summaries of the kept H1 bars' lengths, then births, then deaths, cloud by cloud."""
     lengths, births, deaths = [], [], []
     for points in clouds:
         bars = alpha_h1_bars(points, precision)
@@ -216,139 +201,6 @@ def h0_summaries_of_clouds(mst_weights: list[np.ndarray]) -> np.ndarray:
     return summarise_many(kept)
 
 
-_helpers: dict[tuple[int, int], ProcessPoolExecutor] = {}
-
-
-def helper_pool(processes: int) -> ProcessPoolExecutor:
-    """A forked pool kept for the life of the process, so repeated complexes do not pay the start-up again.
-
-    Keyed by process id too: a forked child must not use the pool object it inherited from its parent.
-    """
-    key = (os.getpid(), processes)
-    if key not in _helpers:
-        claims_of_this_process()  # before the helpers fork: they share it
-        if alpha_precision() == "fast":
-            from data.alpha_complex import compile_ahead
-
-            compile_ahead()  # and the compiled alpha-complex code, rather than each loading it
-        _helpers[key] = ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=prepare_worker)
-        # A finaliser, not atexit: a process-pool worker that made helpers joins its children when it exits,
-        # before atexit handlers would run, so the helpers must be told to stop first (or both wait forever).
-        # Its priority is above that of the pool's own queues (10), which must still be open to carry the stop.
-        Finalize(_helpers[key], _helpers[key].shutdown, kwargs={"cancel_futures": True}, exitpriority=100)
-    return _helpers[key]
-
-
-class ChunkClaims:
-    """Who computes which chunk of the current job: shared memory, made before this process forks helpers.
-
-    Claiming instead of cancelling queued futures: on Python 3.11 a pool that breaks (a helper killed) while
-    it holds cancelled futures leaves its other helpers running, and the process never exits (gh-107219).
-    """
-
-    def __init__(self):
-        context = get_context("fork")
-        self.lock = context.Lock()
-        self.current = context.RawValue("q", 0)  # the job whose chunks may be claimed; older tasks do nothing
-        self.owner = context.RawArray("q", MAX_CHUNKS)  # the job that claimed each chunk slot
-
-    def claim(self, job: int, chunk: int) -> bool:
-        # A timeout, in case a helper was killed holding the lock: the chunk is then left to the helpers,
-        # whose broken pool makes this process compute everything itself.
-        if not self.lock.acquire(timeout=LOCK_TIMEOUT_SECONDS):
-            return False
-        try:
-            if self.current.value != job or self.owner[chunk] == job:
-                return False
-            self.owner[chunk] = job
-            return True
-        finally:
-            self.lock.release()
-
-
-_claims: dict[int, ChunkClaims] = {}  # by the process that made them (helpers look up their parent's)
-_jobs = itertools.count(1)
-
-
-def claims_of_this_process() -> ChunkClaims:
-    if os.getpid() not in _claims:
-        _claims[os.getpid()] = ChunkClaims()
-    return _claims[os.getpid()]
-
-
-def claimed_h1_summaries(owner_pid: int, job: int, chunk: int, clouds: list[np.ndarray], precision: str):
-    """In a helper: the chunk's H1 numbers, or None when the process that owns the job has taken the chunk."""
-    if not _claims[owner_pid].claim(job, chunk):
-        return None
-    return h1_summaries_of_clouds(clouds, precision)
-
-
-class H1Jobs:
-    """H1 numbers of many clouds, shared between this process and forked helpers by work stealing.
-
-    The clouds go out at once as small interleaved chunks; helpers claim them from the front while this
-    process does other work. `result()` then claims and computes, from the back, every chunk no helper has
-    claimed yet, so whichever process is free does the next chunk and none waits long.
-    """
-
-    def __init__(self, clouds: list[np.ndarray], workers: int = 1):
-        self._clouds, self._futures, self._pool_key = clouds, [], (os.getpid(), workers - 1)
-        self._precision = alpha_precision()
-        if workers <= 1 or len(clouds) < HELPER_MIN_CLOUDS or "fork" not in get_all_start_methods():
-            return
-        # Interleaved chunks cost about the same: cloud sizes repeat in a pattern along the list.
-        count = min(MAX_CHUNKS, max(workers, len(clouds) // CLOUDS_PER_CHUNK))
-        self._chunks = [range(k, len(clouds), count) for k in range(count)]
-        self._claims, self._job = claims_of_this_process(), next(_jobs)
-        self._claims.current.value = self._job
-        try:
-            pool = helper_pool(workers - 1)
-            self._futures = [
-                pool.submit(claimed_h1_summaries, os.getpid(), self._job, k, [clouds[i] for i in chunk],
-                            self._precision)
-                for k, chunk in enumerate(self._chunks)
-            ]
-        except BrokenProcessPool:
-            _helpers.pop(self._pool_key, None)
-            self._futures = []
-
-    def result(self) -> np.ndarray:
-        """[len(clouds), 15] H1 numbers."""
-        if not self._futures:
-            return h1_summaries_of_clouds(self._clouds, self._precision)
-        results = np.zeros((len(self._clouds), 15))
-        try:
-            for k in reversed(range(len(self._chunks))):
-                if not self._claims.claim(self._job, k):
-                    break  # a helper has it (helpers claim in order, so they have all before it or will)
-                chunk = self._chunks[k]
-                results[chunk] = h1_summaries_of_clouds([self._clouds[i] for i in chunk], self._precision)
-            for chunk, future in zip(self._chunks, self._futures, strict=True):
-                numbers = future.result()
-                if numbers is not None:
-                    results[chunk] = numbers
-        except BrokenProcessPool:
-            _helpers.pop(self._pool_key, None)
-            return h1_summaries_of_clouds(self._clouds, self._precision)
-        finally:
-            self._claims.current.value = 0  # tasks left over after an error return at once
-        return results
-
-
-def available_cpus() -> int:
-    """The CPUs this process may use."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def default_workers() -> int:
-    """Processes for the alpha complexes of one complex: the CPUs available but one, which mkdssp occupies.
-
-    Since the compiled alpha complexes, mkdssp takes about as long as the whole topology: on 2 CPUs a helper
-    process only competes with it (measured: the 27,000-atom complex 3.8 s with one, 3.0 s without).
-    """
-    return max(1, available_cpus() - 1)
-
-
 def element_group_clouds(
     atom_xyz: np.ndarray, atom_initials: np.ndarray, centres: np.ndarray
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
@@ -366,18 +218,15 @@ def element_group_clouds(
     return clouds, residue_points, memberships
 
 
-def topology_table(
-    atom_xyz: np.ndarray, atom_initials: np.ndarray, centres: np.ndarray, workers: int = 1
-) -> np.ndarray:
+def topology_table(atom_xyz: np.ndarray, atom_initials: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """[len(centres), 140] raw topological features (float64): 35 H0 numbers group by group, then 105 H1 numbers."""
     clouds, residue_points, memberships = element_group_clouds(atom_xyz, atom_initials, centres)
-    h1 = H1Jobs(clouds, workers)  # helpers start now; H0 below runs meanwhile
-
     # One distance matrix per residue (its C/N/O atoms) serves all seven groups.
     distances = [pairwise_distances(points) for points in residue_points]
     mst = minimum_spanning_tree_weights(distances, memberships)
     h0 = h0_summaries_of_clouds([weights for residue in mst for weights in residue])
+    h1 = h1_summaries_of_clouds(clouds, alpha_precision())
     groups_in_row = len(ELEMENT_GROUPS)
     return np.concatenate(
-        [h0.reshape(len(centres), 5 * groups_in_row), h1.result().reshape(len(centres), 15 * groups_in_row)], axis=1
+        [h0.reshape(len(centres), 5 * groups_in_row), h1.reshape(len(centres), 15 * groups_in_row)], axis=1
     )

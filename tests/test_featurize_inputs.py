@@ -47,7 +47,7 @@ def base_path(base_lines, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def base_stages(mkdssp, base_path):
     """The unedited base input, featurised once; edits that must change nothing are compared with it bit for bit."""
-    stages = featurize_stages(base_path, workers=1)
+    stages = featurize_stages(base_path)
     # A real interface graph, or the comparisons below would compare nothing: both chains, cross-chain edges.
     assert len(stages.interface_ids) > 50 and {identifier[2] for identifier in stages.interface_ids} == {"A", "B"}
     assert stages.graph.edge_index.shape[1] > 100
@@ -111,9 +111,9 @@ def test_crlf_gzip_and_no_model_records_give_the_same_graph(tmp_path, base_lines
     gzipped.write_bytes(gzip.compress(("\n".join(base_lines) + "\n").encode()))
     no_model = write(tmp_path / "nomodel.pdb", [ln for ln in base_lines if not ln.startswith(("MODEL", "ENDMDL"))])
     for path in (crlf, gzipped, no_model):
-        graph = featurize_complex(path, workers=1)
+        graph = featurize_complex(path)
         assert_same_graph(graph, base_graph)
-    assert featurize_complex(gzipped, workers=1).name == "zipped"
+    assert featurize_complex(gzipped).name == "zipped"
 
 
 @needs_mkdssp
@@ -122,7 +122,7 @@ def test_header_cryst1_present_and_user_file_untouched(tmp_path, base_lines, bas
               "CRYST1   50.000   60.000   70.000  90.00  90.00  90.00 P 1           1"]
     path = write(tmp_path / "with_header.pdb", header + base_lines)
     before = path.read_bytes()
-    assert_same_graph(featurize_complex(path, workers=1), base_graph)
+    assert_same_graph(featurize_complex(path), base_graph)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["with_header.pdb"]
 
@@ -132,7 +132,7 @@ def test_only_the_first_model_is_used(tmp_path, base_lines, base_graph):
     atoms = atom_lines(base_lines)
     shifted = [with_coordinates(line, coordinates(line) + [3.0, -2.0, 1.0]) for line in atoms]
     lines = ["MODEL        1", *atoms, "ENDMDL", "MODEL        2", *shifted, "ENDMDL", "END"]
-    assert_same_graph(featurize_complex(write(tmp_path / "models.pdb", lines), workers=1), base_graph)
+    assert_same_graph(featurize_complex(write(tmp_path / "models.pdb", lines)), base_graph)
 
 
 @needs_mkdssp
@@ -149,7 +149,7 @@ def test_alternate_locations_use_the_highest_occupancy(tmp_path, base_lines, bas
             lines.append(f"{moved[:16]}B{moved[17:54]}  0.40{moved[60:]}")
         else:
             lines.append(line)
-    graph = featurize_complex(write(tmp_path / "altloc.pdb", lines), workers=1)
+    graph = featurize_complex(write(tmp_path / "altloc.pdb", lines))
     # Biopython keeps conformer A: interface, topology and edges are the unedited file's. mkdssp reads the same copy
     # the reference fed it, conformer B included, so its accessibility may differ: columns from AA_0 on must not.
     np.testing.assert_array_equal(graph.edge_index.numpy(), base_graph["edge_index"])
@@ -168,7 +168,7 @@ def test_far_waters_and_no_segment_ids_change_nothing(tmp_path, base_lines, base
     ]
     end = lines.index("ENDMDL")
     lines = lines[:end] + waters + lines[end:]
-    graph = featurize_complex(write(tmp_path / "waters.pdb", lines), workers=1)
+    graph = featurize_complex(write(tmp_path / "waters.pdb", lines))
     # Waters change the KD-tree layout, hence GUDHI's input order: equal up to rounding.
     assert_same_graph(graph, base_graph, TOLERANCE)
 
@@ -180,7 +180,7 @@ def test_insertion_codes_appear_in_ids_and_change_nothing_else(tmp_path, base_li
         f"{line[:26]}A{line[27:]}" if line.startswith("ATOM") and residue(line) == ("A", 1) else line
         for line in base_lines
     ]
-    stages = featurize_stages(write(tmp_path / "icode.pdb", lines), workers=1)
+    stages = featurize_stages(write(tmp_path / "icode.pdb", lines))
     assert stages.interface_ids[0] == "c<A>r<1>i<A>R<PRO>"
     assert "c<A>r<1>R<PRO>" not in stages.interface_ids
     assert_same_graph(stages.graph, base_graph)
@@ -198,7 +198,7 @@ def test_hydrogens_count_in_edge_histograms_only(tmp_path, base_lines, base_stag
         if line.startswith("ATOM") and line[12:16] == " N  ":
             hydrogen = with_coordinates(line, coordinates(line) + [0.9, 0.0, 0.0])
             lines.append(f"{hydrogen[:12]} H  {hydrogen[16:76]} H")
-    with_h = featurize_stages(write(tmp_path / "hydrogens.pdb", lines), workers=1)
+    with_h = featurize_stages(write(tmp_path / "hydrogens.pdb", lines))
     assert with_h.interface_ids == base_stages.interface_ids
     assert np.abs(with_h.topology - base_stages.topology).max() <= TOLERANCE
     np.testing.assert_array_equal(with_h.graph.edge_index.numpy(), base_graph["edge_index"])
@@ -209,7 +209,7 @@ def test_hydrogens_count_in_edge_histograms_only(tmp_path, base_lines, base_stag
 def test_true_geometry_changes_only_the_histograms(base_path, base_stages):
     # The reference built its atom-pair distance histograms from (x, y, y) points; --geometry xyz uses (x, y, z)
     # there and nowhere else.
-    true = featurize_stages(base_path, geometry="xyz", workers=1).graph
+    true = featurize_stages(base_path, geometry="xyz").graph
     defect = base_stages.graph
     assert true.geometry == "xyz" and defect.geometry == "xyy"
     assert torch.equal(true.x, defect.x) and torch.equal(true.edge_index, defect.edge_index)
@@ -229,8 +229,7 @@ def test_hetatm_ligand_joins_neighbourhoods_but_not_the_interface(tmp_path, base
         )
     ]
     end = base_lines.index("ENDMDL")
-    stages = featurize_stages(write(tmp_path / "ligand.pdb", base_lines[:end] + ligand + base_lines[end:]),
-                              workers=1)
+    stages = featurize_stages(write(tmp_path / "ligand.pdb", base_lines[:end] + ligand + base_lines[end:]))
     assert stages.interface_ids == base_stages.interface_ids
     assert not any("LIG" in identifier for identifier in stages.node_ids)
     assert not np.allclose(stages.topology[0], base_stages.topology[0])
@@ -252,7 +251,7 @@ def test_modified_residue_written_as_hetatm_is_handled(tmp_path, base_lines, bas
                 line = f"{line[:12]}SE  {line[16:76]}SE"
         lines.append(line)
     assert any(line[17:20] == "MSE" for line in lines)
-    stages = featurize_stages(write(tmp_path / "mse.pdb", lines), workers=1)
+    stages = featurize_stages(write(tmp_path / "mse.pdb", lines))
     assert stages.interface_ids == base_stages.interface_ids
     # Same atoms, same name initials, same order, and nothing DSSP reads changes: the unedited graph.
     np.testing.assert_array_equal(stages.topology, base_stages.topology)
@@ -268,7 +267,7 @@ def test_interface_modified_residue_is_left_out_without_crashing(tmp_path, base_
         f"HETATM{line[6:17]}TPO{line[20:]}" if line.startswith("ATOM") and residue(line) == ("B", 26) else line
         for line in base_lines
     ]
-    stages = featurize_stages(write(tmp_path / "tpo_interface.pdb", lines), workers=1)
+    stages = featurize_stages(write(tmp_path / "tpo_interface.pdb", lines))
     assert "c<B>r<26>R<THR>" not in stages.interface_ids
     assert not any("TPO" in identifier for identifier in stages.interface_ids)
     assert stages.graph.num_nodes == len(stages.node_ids) > 0
@@ -284,7 +283,7 @@ def test_many_chains(tmp_path, base_lines):
         return "BGHI"[min((number - 1) // 25, 3)]
 
     lines = [f"{ln[:21]}{chain_of(ln)}{ln[22:]}" if ln.startswith("ATOM") else ln for ln in base_lines]
-    stages = featurize_stages(write(tmp_path / "nine.pdb", lines), workers=1)
+    stages = featurize_stages(write(tmp_path / "nine.pdb", lines))
     chains = {identifier[2] for identifier in stages.node_ids}
     assert len(chains) >= 8
     index = stages.graph.edge_index.numpy()
@@ -297,7 +296,7 @@ def test_many_chains(tmp_path, base_lines):
 
 def unscorable_reason(path) -> str:
     with pytest.raises(UnscorableComplex) as caught:
-        featurize_complex(path, workers=1)
+        featurize_complex(path)
     reason = str(caught.value)
     assert "\n" not in reason and str(path) not in reason
     return reason
@@ -402,7 +401,7 @@ def test_line_endings_gzip_and_model_records_keep_a_golden_s_reference_graph(tmp
     gzipped.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     no_model = write(tmp_path / "nomodel.pdb", [ln for ln in lines if not ln.startswith(("MODEL", "ENDMDL"))])
     for path in (crlf, gzipped, no_model):
-        graph = featurize_complex(path, workers=1)
+        graph = featurize_complex(path)
         np.testing.assert_array_equal(graph.edge_index.numpy(), reference["edge_index"])
         np.testing.assert_array_equal(graph.edge_attr.numpy(), reference["edge_attr"])
         np.testing.assert_allclose(graph.x.numpy(), reference["x"], rtol=0, atol=TOLERANCE)

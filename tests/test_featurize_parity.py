@@ -12,12 +12,12 @@ import torch
 from safetensors.numpy import load_file
 from torch_geometric.data import Batch
 
-from data.featurize import featurize_stages
+from data.featurize import featurize_many, featurize_stages
 from data.node_features import NODE_COLUMNS
 from data.topology import TOPO_COLUMNS
 from model.checkpoint import load_model
 from model.graph_io import GRAPH_FORMAT_VERSION
-from tests.conftest import need_reference, needs_mkdssp, reference_root
+from tests.conftest import REPO_ROOT, need_reference, needs_mkdssp, reference_root
 
 TOLERANCE = 1e-6
 GOLDEN_NAMES = ["1A2K_r_l_b_model", "dimer_dimer_model", "dove_correct", "test_model"]
@@ -32,7 +32,7 @@ def stages_by_golden():
 
     def get(name: str):
         if name not in cache:
-            cache[name] = featurize_stages(need_reference("golden", name, "input.pdb"), workers=1)
+            cache[name] = featurize_stages(need_reference("golden", name, "input.pdb"))
         return cache[name]
 
     return get
@@ -104,23 +104,18 @@ def test_predictions_with_published_checkpoint(stages_by_golden, published_check
         assert math.isclose(prediction, expected, abs_tol=1e-5), (name, prediction, expected)
 
 
-@pytest.mark.parametrize("workers", [2, 3])
-def test_helper_processes_give_identical_results(stages_by_golden, workers):
-    # 581 clouds: 5 chunks shared by work stealing between this process and 1 or 2 helpers.
-    name = "test_model"
-    parallel = featurize_stages(reference_root() / "golden" / name / "input.pdb", workers=workers)
-    np.testing.assert_array_equal(parallel.topology, stages_by_golden(name).topology)
-    assert torch.equal(parallel.graph.x, stages_by_golden(name).graph.x)
-
-
-def test_true_geometry_changes_only_the_histograms(stages_by_golden):
-    name = "dove_correct"
-    defect = stages_by_golden(name).graph
-    true = featurize_stages(reference_root() / "golden" / name / "input.pdb", geometry="xyz", workers=1).graph
-    assert true.geometry == "xyz"
-    assert torch.equal(true.x, defect.x) and torch.equal(true.edge_index, defect.edge_index)
-    assert torch.equal(true.edge_attr[:, 0], defect.edge_attr[:, 0])  # CA distance uses x, y, z in both
-    assert not torch.equal(true.edge_attr[:, 1:], defect.edge_attr[:, 1:])
+def test_one_job_and_a_pool_of_two_give_identical_graphs():
+    # The bundled examples, so that this runs without the reference folder: every number bit for bit, whether
+    # a complex is featurised in this process or in a pool worker (whose arrays come back through a file).
+    paths = sorted((REPO_ROOT / "examples").glob("*.pdb*"))
+    serial = featurize_many(paths, jobs=1, progress=False)
+    pooled = featurize_many(paths, jobs=2, progress=False)
+    assert [r.name for r in pooled] == [r.name for r in serial] == ["1BD2", "1HVR", "4E43"]
+    for one, other in zip(serial, pooled, strict=True):
+        assert one.arrays is not None and other.arrays is not None, (one.reason, other.reason)
+        for field in ("x", "edge_index", "edge_attr"):
+            a, b = getattr(one.arrays, field), getattr(other.arrays, field)
+            assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), (one.name, field)
 
 
 def test_alpha_precision_safe_reproduces_reference_topology_bit_for_bit(monkeypatch, stages_by_golden):
@@ -130,5 +125,5 @@ def test_alpha_precision_safe_reproduces_reference_topology_bit_for_bit(monkeypa
     expected = pd.read_csv(need_reference("golden", name, "topo.csv"))[TOPO_COLUMNS].to_numpy()
     assert np.abs(stages_by_golden(name).topology - expected).max() <= 1e-9
     monkeypatch.setenv("TOPOQA_ALPHA_PRECISION", "safe")
-    safe = featurize_stages(reference_root() / "golden" / name / "input.pdb", workers=1)
+    safe = featurize_stages(reference_root() / "golden" / name / "input.pdb")
     np.testing.assert_array_equal(safe.topology, expected)

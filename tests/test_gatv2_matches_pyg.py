@@ -54,7 +54,7 @@ def build_both(seed: int) -> tuple[nn.Module, nn.Module]:
 def graphs(mkdssp) -> list[dict[str, torch.Tensor]]:
     """Interface graphs of two bundled wwPDB complexes, as the featurisation makes them, and two generated
     graphs of other sizes."""
-    real = [featurize_complex(REPO_ROOT / "examples" / name, workers=1) for name in ("1HVR.pdb", "4E43.pdb")]
+    real = [featurize_complex(REPO_ROOT / "examples" / name) for name in ("1HVR.pdb", "4E43.pdb")]
     rng = np.random.default_rng(11)
     generated = [synthetic_graph(rng, size) for size in (23, 70)]
     return [{"x": g.x, "edge_index": g.edge_index, "edge_attr": g.edge_attr} for g in [*real, *generated]]
