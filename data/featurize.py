@@ -213,7 +213,7 @@ class FeaturizeJobs:
     at the end, one at a time, each in a process of its own (`featurize_alone`, which has the retry rule).
 
     A `background` caller keeps a CPU busy itself until it asks for the results, so until then one complex fewer
-    runs at a time (measured on 2 cores: sharing them three ways costs ~10% more CPU time and delays the caller).
+    runs at a time (sharing the CPUs one process more costs CPU time and delays the caller; bench/RESULTS.md).
     """
 
     def __init__(
