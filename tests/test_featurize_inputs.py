@@ -103,13 +103,19 @@ def test_complex_name_cuts_only_the_last_known_extension(file_name, expected):
 # ---------------------------------------------------------------- inputs that must give the base graph
 
 
+def reformatted_copies(folder: Path, lines: list[str]) -> tuple[Path, Path, Path]:
+    """The same structure with CRLF line endings, gzipped, and without its MODEL/ENDMDL records."""
+    crlf = folder / "crlf.pdb"
+    crlf.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    gzipped = folder / "zipped.pdb.gz"
+    gzipped.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    no_model = write(folder / "nomodel.pdb", [ln for ln in lines if not ln.startswith(("MODEL", "ENDMDL"))])
+    return crlf, gzipped, no_model
+
+
 @needs_mkdssp
 def test_crlf_gzip_and_no_model_records_give_the_same_graph(tmp_path, base_lines, base_graph):
-    crlf = tmp_path / "crlf.pdb"
-    crlf.write_bytes(("\r\n".join(base_lines) + "\r\n").encode())
-    gzipped = tmp_path / "zipped.pdb.gz"
-    gzipped.write_bytes(gzip.compress(("\n".join(base_lines) + "\n").encode()))
-    no_model = write(tmp_path / "nomodel.pdb", [ln for ln in base_lines if not ln.startswith(("MODEL", "ENDMDL"))])
+    crlf, gzipped, no_model = reformatted_copies(tmp_path, base_lines)
     for path in (crlf, gzipped, no_model):
         graph = featurize_complex(path)
         assert_same_graph(graph, base_graph)
@@ -395,12 +401,7 @@ def test_line_endings_gzip_and_model_records_keep_a_golden_s_reference_graph(tmp
     lines = need_reference("golden", GOLDEN, "input.pdb").read_text().splitlines()
     reference = load_file(need_reference("golden", GOLDEN, "graph.safetensors"))
     assert "ENDMDL" in lines and "\r" not in "".join(lines)
-    crlf = tmp_path / "crlf.pdb"
-    crlf.write_bytes(("\r\n".join(lines) + "\r\n").encode())
-    gzipped = tmp_path / "zipped.pdb.gz"
-    gzipped.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    no_model = write(tmp_path / "nomodel.pdb", [ln for ln in lines if not ln.startswith(("MODEL", "ENDMDL"))])
-    for path in (crlf, gzipped, no_model):
+    for path in reformatted_copies(tmp_path, lines):
         graph = featurize_complex(path)
         np.testing.assert_array_equal(graph.edge_index.numpy(), reference["edge_index"])
         np.testing.assert_array_equal(graph.edge_attr.numpy(), reference["edge_attr"])
