@@ -204,20 +204,22 @@ class DsspRun:
 
     def result(self) -> list[DsspResidue]:
         if self._process is None:
-            raise UnscorableComplex(f"mkdssp failed: '{MKDSSP}' not found on PATH (install DSSP 4.x)")
+            raise UnscorableComplex(f"mkdssp failed: '{MKDSSP}' not found on PATH (install DSSP 4.x)", lasting=False)
         try:
             try:
                 self._process.wait(timeout=DSSP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-                raise UnscorableComplex(f"mkdssp failed: no result after {DSSP_TIMEOUT_SECONDS} s") from None
+                reason = f"mkdssp failed: no result after {DSSP_TIMEOUT_SECONDS} s"
+                raise UnscorableComplex(reason, lasting=False) from None
             text = self._output.read_text() if self._output.exists() else ""
             residues = parse_dssp_output(text) if text.strip() else []
             if self._process.returncode != 0 or not residues:
                 errors = self._errors.read_text(errors="replace") if self._errors.exists() else ""
                 message = " ".join(errors.split()) or f"exit status {self._process.returncode}, no residues"
-                raise UnscorableComplex(f"mkdssp failed: {message[:300]}")
+                killed = self._process.returncode < 0  # by a signal: out of memory, say, not the file's fault
+                raise UnscorableComplex(f"mkdssp failed: {message[:300]}", lasting=not killed)
             return residues
         finally:
             self.close()

@@ -174,7 +174,7 @@ def featurize_one(
             store_quietly(cache.put_graph, key, arrays)
         return FeaturizeResult(path, name, arrays, None, False, time.perf_counter() - started)
     except UnscorableComplex as error:
-        if cache is not None and key is not None:
+        if cache is not None and key is not None and error.lasting:
             store_quietly(cache.put_reason, key, str(error))
         return FeaturizeResult(path, name, None, str(error), False, time.perf_counter() - started)
     except FileNotFoundError:

@@ -22,7 +22,15 @@ BIOPYTHON_NUMBER_RECORDS = {
 
 
 class UnscorableComplex(ValueError):
-    """A complex that cannot be featurised; the message is a one-line reason without the file name."""
+    """A complex that cannot be featurised; the message is a one-line reason without the file name.
+
+    `lasting` is False for a reason that says nothing about the file (mkdssp missing, killed by a signal, or out
+    of time on a busy machine): such a reason is reported but never cached, so the next run tries again.
+    """
+
+    def __init__(self, reason: str, lasting: bool = True) -> None:
+        super().__init__(reason)
+        self.lasting = lasting
 
 
 @dataclass

@@ -23,6 +23,7 @@ from data.featurize import (
     complex_name,
     featurize_complex,
     featurize_many,
+    featurize_one,
     featurize_stages,
 )
 from tests.conftest import REPO_ROOT, docking_model, need_reference, needs_mkdssp
@@ -373,6 +374,28 @@ def test_missing_mkdssp_is_a_reason_after_the_input_s_own_problems(tmp_path, bas
     assert unscorable_reason(write(tmp_path / "monomer.pdb", monomer)) == "only one chain (A)"
     reason = unscorable_reason(write(tmp_path / "complex.pdb", base_lines))
     assert reason.startswith("mkdssp failed") and "not found" in reason
+
+
+@needs_mkdssp
+def test_an_mkdssp_killed_by_a_signal_is_reported_but_not_cached(tmp_path, base_lines, monkeypatch):
+    # An out-of-memory kill says nothing about the file: the next run must try again, not read the reason back.
+    killed_dssp = tmp_path / "mkdssp"
+    killed_dssp.write_text("#!/bin/sh\nkill -9 $$\n")
+    killed_dssp.chmod(0o755)
+    path = write(tmp_path / "complex.pdb", base_lines)
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(data.dssp, "MKDSSP", str(killed_dssp))
+    first = featurize_one(path, cache_dir=cache)
+    assert first.arrays is None and first.reason.startswith("mkdssp failed") and "-9" in first.reason
+    monkeypatch.undo()
+    second = featurize_one(path, cache_dir=cache)
+    assert second.arrays is not None and not second.cached
+    # A lasting reason is cached: a monomer's comes back from the cache the second time.
+    chain_a = [line for line in base_lines if not (line.startswith("ATOM") and line[21] == "B")]
+    monomer = write(tmp_path / "monomer.pdb", chain_a)
+    assert not featurize_one(monomer, cache_dir=cache).cached
+    again = featurize_one(monomer, cache_dir=cache)
+    assert again.cached and again.reason == "only one chain (A)"
 
 
 @needs_mkdssp
