@@ -16,7 +16,7 @@ from data.files import write_csv
 from data.graph_cache import CACHE_ENV, default_cache_dir
 from data.labels import LabelFileError, read_labels
 from data.topology import alpha_precision
-from data.workers import exit_on_interrupt
+from data.workers import exit_on_interrupt, interrupts_deferred
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     results = featurize_many(todo, geometry=args.geometry, jobs=args.jobs, cache_dir=cache_dir)
     # torch only now: the featurisation workers are forked from this process and must not inherit its threads.
-    import torch
+    with interrupts_deferred():  # a Ctrl-C during torch's import would be lost
+        import torch
 
-    from model.graph_io import save_graph
+        from model.graph_io import save_graph
 
     written = 0
     for result in results:

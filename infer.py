@@ -26,7 +26,7 @@ from data.files import write_csv
 from data.graph_cache import CACHE_ENV, default_cache_dir
 from data.labels import LabelFileError, read_labels
 from data.topology import alpha_precision
-from data.workers import exit_on_interrupt
+from data.workers import exit_on_interrupt, interrupts_deferred
 from model.checkpoint_paths import default_checkpoint_path, safetensors_metadata
 
 OUTPUT_FILES = ("result.csv", "ranking.csv", "skipped.csv")
@@ -144,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     featurisation = FeaturizeJobs(inputs, geometry=geometry, jobs=args.jobs, cache_dir=cache_dir, background=True)
 
     # While the workers featurise: the heavy imports (several seconds of CPU) and the checkpoint.
-    import torch
+    with interrupts_deferred():  # a Ctrl-C during torch's import would be lost
+        import torch
 
-    from model.checkpoint import CheckpointError, read_checkpoint
-    from model.predict import predict
-    from model.topoqa import TopoQA
+        from model.checkpoint import CheckpointError, read_checkpoint
+        from model.predict import predict
+        from model.topoqa import TopoQA
 
     try:
         checkpoint = read_checkpoint(checkpoint_path)

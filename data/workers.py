@@ -9,6 +9,8 @@ import signal
 import sys
 import tempfile
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from data.dssp import stop_running_dssp
 from data.faults import fault_point
@@ -85,6 +87,23 @@ def stop_children() -> None:
         child.join(timeout=5)
     for scratch in list(_scratch_folders):
         scratch.remove()
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back while the block runs, then raise KeyboardInterrupt if it came.
+
+    Importing torch swallows a KeyboardInterrupt raised inside it (measured: a Ctrl-C at any moment of the
+    import is lost and the run goes on), so the heavy imports run inside this. Main thread only.
+    """
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def exit_on_interrupt(program: str) -> None:
