@@ -96,6 +96,9 @@ def interrupts_deferred() -> Iterator[None]:
     Importing torch swallows a KeyboardInterrupt raised inside it (measured: a Ctrl-C at any moment of the
     import is lost and the run goes on), so the heavy imports run inside this. Main thread only.
     """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started to ignore it (`cmd &` in a script): do so
+        yield
+        return
     received: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,12 @@ from data.dssp import mkdssp_available
 from model.checkpoint_paths import reference_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_sigint() -> None:
+    """`preexec_fn` of a child that a test interrupts: SIGINT as from a terminal, whatever the test process
+    inherited (`cmd &` in a script starts it ignoring SIGINT, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def reference_required() -> bool:

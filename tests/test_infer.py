@@ -21,7 +21,7 @@ import torch
 
 from model.checkpoint import load_model, read_checkpoint, write_safetensors
 from model.graph_io import load_graph
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, default_sigint
 
 EXAMPLES = REPO_ROOT / "examples"
 EXAMPLE_NAMES = ["1BD2", "1HVR", "4E43"]  # examples/1BD2.pdb.gz, 1HVR.pdb, 4E43.pdb
@@ -228,6 +228,7 @@ def test_interrupt_stops_cleanly(tmp_path, trained_checkpoint, whole_group):
         [sys.executable, "infer.py", "-c", str(folder), "-r", str(tmp_path / "out"),
          "--checkpoint", str(trained_checkpoint), "--jobs", "2", "--no_cache"],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=default_sigint,  # as from a terminal, whatever this test process inherited
     )
     try:
         deadline = time.monotonic() + 120

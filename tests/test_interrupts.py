@@ -12,10 +12,18 @@ import time
 import pytest
 
 from data.workers import interrupts_deferred
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, default_sigint
 
 
-def test_an_interrupt_inside_the_block_is_raised_after_it_even_if_the_block_swallows_it():
+@pytest.fixture
+def interruptible():
+    """SIGINT handled as in a terminal, whatever this test process inherited (`cmd &` in a script ignores it)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_an_interrupt_inside_the_block_is_raised_after_it_even_if_the_block_swallows_it(interruptible):
     with pytest.raises(KeyboardInterrupt):
         with interrupts_deferred():
             try:
@@ -27,10 +35,21 @@ def test_an_interrupt_inside_the_block_is_raised_after_it_even_if_the_block_swal
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_no_interrupt_no_exception():
+def test_no_interrupt_no_exception(interruptible):
     with interrupts_deferred():
         pass
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_ignored_interrupt_stays_ignored():
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_ctrl_c_during_torch_import_is_raised_after_it(tmp_path):
@@ -46,7 +65,7 @@ def test_ctrl_c_during_torch_import_is_raised_after_it(tmp_path):
         "print('went on', flush=True)\n"
     )
     child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # polling an observable state: the child is about to import torch
