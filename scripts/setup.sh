@@ -20,7 +20,7 @@ if [[ ! -f "$stamp" ]]; then
   echo "setup: installing $requirements into $venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
-  "$venv/bin/python" -c "import torch, torch_geometric, accelerate, gudhi, numba, Bio" \
+  "$venv/bin/python" -c "import torch, torch_geometric, accelerate, gudhi, numba, Bio, gemmi, matplotlib" \
     || { echo "setup: package installation failed (see pip output above)" >&2; exit 1; }
   touch "$stamp"
 fi
