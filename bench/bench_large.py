@@ -9,7 +9,9 @@ round by round, so that both see the same machine load; the best of the rounds i
 seconds spent in it and the process's peak RSS once it is done (the peak so far, so the stage that raises
 it shows). mkdssp runs in the background from "start mkdssp" on: "wait for mkdssp" is what it adds to the
 wall time; its own CPU seconds and peak RSS are shown apart. The graphs of both checkouts are compared bit for
-bit, on the assembly and on the bundled examples.
+bit, on the assembly and on the bundled examples. `--mkdssp-inputs` also times mkdssp alone on the three
+inputs it can be given for the assembly (this checkout's writers): the PDB copy it converts itself, the full
+minimal mmCIF copy, and the mmCIF copy with residues out of reach of the interface as backbone only.
 """
 
 from __future__ import annotations
@@ -124,6 +126,38 @@ def identical(a: dict, b: dict) -> list[str]:
             or a[name].tobytes() != b[name].tobytes()]
 
 
+def time_mkdssp_inputs(assembly: Path, scratch: Path) -> None:
+    """mkdssp alone, wall seconds, CPU seconds and peak RSS, on each input it can be given for `assembly`."""
+    from data.dssp import MKDSSP, dssp_input_text, residues_within_reach
+    from data.dssp_mmcif import dssp_mmcif_text
+    from data.interface import interface_residues
+    from data.structure import parse_structure, read_first_model_text
+
+    text = read_first_model_text(assembly)
+    structure = parse_structure(text)
+    reach = residues_within_reach(structure, interface_residues(structure))
+    inputs = {
+        "PDB copy (mkdssp converts it)": ("input.pdb", dssp_input_text(text)),
+        "minimal mmCIF, all atoms": ("full.cif", dssp_mmcif_text(text)),
+        f"minimal mmCIF, backbone beyond reach ({len(reach)} whole)": ("reach.cif", dssp_mmcif_text(text, reach)),
+    }
+    print(f"\nmkdssp alone on the assembly ({len(structure.residue_seq):,} residues):")
+    for label, (name, content) in inputs.items():
+        if content is None:
+            print(f"  {label}: not written (input not in plain form)")
+            continue
+        source = scratch / name
+        source.write_text(content)
+        started = time.perf_counter()
+        process = subprocess.Popen([MKDSSP, "--output-format=dssp", str(source), str(scratch / "out.dssp")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        print(f"  {label:58s} {wall:7.2f} s wall {usage.ru_utime + usage.ru_stime:7.2f} s CPU "
+              f"{usage.ru_maxrss / 1024:6.0f} MB (exit {process.returncode})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", type=Path, help="another checkout to compare with (e.g. main's)")
@@ -131,6 +165,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=16)
     parser.add_argument("--chains", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mkdssp-inputs", action="store_true", help="also time mkdssp alone on its inputs")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -179,6 +214,8 @@ def main() -> None:
             for path in paths:
                 differ = identical(runs["baseline"][0]["graphs"][str(path)], runs["this"][0]["graphs"][str(path)])
                 print(f"{path.name}: {'bit-identical graphs' if not differ else 'DIFFERENT: ' + ', '.join(differ)}")
+        if args.mkdssp_inputs:
+            time_mkdssp_inputs(assembly, scratch)
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
