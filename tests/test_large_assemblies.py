@@ -73,3 +73,19 @@ def test_topology_rows_do_not_depend_on_the_chunking(tcr_complex, monkeypatch):
 def test_topology_of_no_centre(tcr_complex):
     table = topology.topology_table(tcr_complex.atom_xyz, tcr_complex.atom_name_initial, np.zeros((0, 3)))
     assert table.shape == (0, len(topology.TOPO_COLUMNS))
+
+
+def test_generated_assembly_packs_copies_into_contact_without_clashes(tmp_path):
+    from scipy.spatial import cKDTree
+
+    from bench.large_assembly import CLASH_DISTANCE, write_assembly
+
+    path = write_assembly(tmp_path / "assembly.pdb", copies=2, chains=3, seed=3)
+    structure = read_structure(path)
+    assert len(structure.atom_xyz) == 2 * 6339
+    assert sorted(set(structure.residue_chain.tolist())) == ["A", "B", "C"]  # the first copy split in two
+    second_copy = structure.residue_chain[np.searchsorted(structure.residue_atoms[:, 1], np.arange(6339, 2 * 6339),
+                                                          side="right")] == "C"
+    assert second_copy.all()
+    nearest = cKDTree(structure.atom_xyz[6339:]).query(structure.atom_xyz[:6339])[0].min()
+    assert CLASH_DISTANCE - 0.01 <= nearest < 5.0  # in contact, no clash (coordinates rounded to 0.001 A)
