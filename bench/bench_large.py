@@ -6,9 +6,10 @@ Writes a generated ~100,000-atom assembly (bench/large_assembly.py: copies of th
 into contact, 20 chains) to a temporary folder and featurises it with `data.featurize.featurize_stages`, each
 run in a fresh process (imports excluded), alternating this checkout and the `--baseline` checkout (PYTHONPATH)
 round by round, so that both see the same machine load; the best of the rounds is shown. Per stage: the wall
-seconds spent in it and the process's peak RSS once it is done (the peak so far, so the stage that raises
-it shows). mkdssp runs in the background from "start mkdssp" on: "wait for mkdssp" is what it adds to the
-wall time; its own CPU seconds and peak RSS are shown apart. The graphs of both checkouts are compared bit for
+and CPU seconds spent in it (CPU: this process's, a steadier measure on a shared machine) and the process's
+peak RSS once it is done (the peak so far, so the stage that raises it shows). mkdssp runs in the background
+from "start mkdssp" on: "wait for mkdssp" is what it adds to the wall time; its own CPU seconds and peak RSS
+are shown apart. The graphs of both checkouts are compared bit for
 bit, on the assembly and on the bundled examples. `--mkdssp-inputs` also times mkdssp alone on the three
 inputs it can be given for the assembly (this checkout's writers): the PDB copy it converts itself, the full
 minimal mmCIF copy, and the mmCIF copy with residues out of reach of the interface as backbone only.
@@ -57,14 +58,14 @@ def measure(paths: list[str], out: str) -> None:
 
     def timed(label: str, function):
         def wrapper(*args, **kwargs):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                seconds = time.perf_counter() - started
-                timings.setdefault(label, [0.0, 0.0])
-                timings[label][0] += seconds
+                timings.setdefault(label, [0.0, 0.0, 0.0])
+                timings[label][0] += time.perf_counter() - started
                 timings[label][1] = peak_rss_mb()
+                timings[label][2] += time.process_time() - cpu_started
 
         return wrapper
 
@@ -115,7 +116,7 @@ def best(runs: list[dict]) -> dict:
               "mkdssp_cpu": min(run["stages"]["mkdssp_cpu"] for run in runs),
               "mkdssp_peak_rss_mb": min(run["stages"]["mkdssp_peak_rss_mb"] for run in runs), "timings": {}}
     for label in first["timings"]:
-        merged["timings"][label] = [min(run["stages"]["timings"][label][k] for run in runs) for k in (0, 1)]
+        merged["timings"][label] = [min(run["stages"]["timings"][label][k] for run in runs) for k in (0, 1, 2)]
     return merged
 
 
@@ -198,18 +199,18 @@ def main() -> None:
               f"{'baseline (' + str(checkouts['baseline']) + ') then ' if 'baseline' in stages else ''}this "
               "checkout")
         names = list(stages)
-        header = "".join(f" {name + ' s':>12s} {'peak MB':>8s}" for name in names)
+        header = "".join(f" {name + ' s':>12s} {'CPU s':>6s} {'peak MB':>8s}" for name in names)
         print(f"{'stage':34s}{header}")
         for _, label in STAGES:
             cells = ""
             for name in names:
-                seconds, peak = stages[name]["timings"].get(label, [float("nan")] * 2)
-                cells += f" {seconds:12.2f} {peak:8.0f}"
+                seconds, peak, cpu = stages[name]["timings"].get(label, [float("nan")] * 3)
+                cells += f" {seconds:12.2f} {cpu:6.2f} {peak:8.0f}"
             print(f"{label:34s}{cells}")
-        print(f"{'total (wall, peak RSS)':34s}"
-              + "".join(f" {stages[n]['wall']:12.2f} {stages[n]['peak_rss_mb']:8.0f}" for n in names))
-        print(f"{'mkdssp (CPU s, peak RSS)':34s}"
-              + "".join(f" {stages[n]['mkdssp_cpu']:12.2f} {stages[n]['mkdssp_peak_rss_mb']:8.0f}" for n in names))
+        print(f"{'total (wall, -, peak RSS)':34s}"
+              + "".join(f" {stages[n]['wall']:12.2f} {'':6s} {stages[n]['peak_rss_mb']:8.0f}" for n in names))
+        print(f"{'mkdssp (-, CPU s, peak RSS)':34s}" + "".join(
+            f" {'':12s} {stages[n]['mkdssp_cpu']:6.2f} {stages[n]['mkdssp_peak_rss_mb']:8.0f}" for n in names))
         if "baseline" in runs:
             for path in paths:
                 differ = identical(runs["baseline"][0]["graphs"][str(path)], runs["this"][0]["graphs"][str(path)])
