@@ -69,8 +69,9 @@ def report_html(
     if labels is not None and labelled:
         parts += labelled_sections(names, predicted, labels, labelled, top)
     elif names:
-        parts.append('<p class="note">No labels: run infer.py with --labels to compare with true DockQ per '
-                     "target.</p>")
+        why = ("None of the scored models has a label." if labels is not None else
+               "No labels: run infer.py with --labels to compare with true DockQ per target.")
+        parts.append(f'<p class="note">{why}</p>')
         parts.append(target_section(ALL_MODELS, list(names), predicted, None, None, top))
     if skipped:
         parts.append(skipped_table(skipped))

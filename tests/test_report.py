@@ -138,6 +138,20 @@ def test_report_without_labels_ranks_all_models(tmp_path, labelled_set):
     assert "3 model(s) scored" in path.read_text()
 
 
+def test_undefined_numbers_read_n_a(tmp_path):
+    """A target of one model has no correlation: "n/a" to read, "nan" (as in evaluation.csv) in data-value."""
+    path = tmp_path / "report.html"
+    write_report(path, ["a", "b", "c"], [0.3, 0.5, 0.4], {"a": (0.2, "single"), "b": (0.6, "pair"), "c": (0.1, "pair")})
+    root = parse(path)
+    assert target_values(root)["single"] == ["1", "nan", "nan", repr((0.3 - 0.2) ** 2), "0.0", "0", "0"]
+    # Targets in name order: pair, then single.
+    assert images(root)[2][1].startswith("target single: 1 models, Pearson n/a, Spearman n/a, top-1 a, best a")
+    summary = sections(root)["single"].find(f"{XHTML}p").text
+    assert summary == "1 model(s); Pearson n/a, Spearman n/a, top-1 loss 0.0000."
+    write_report(tmp_path / "unlabelled.html", ["x"], [0.5], {"a": (0.2, "single")})
+    assert "None of the scored models has a label." in (tmp_path / "unlabelled.html").read_text()
+
+
 @needs_mkdssp
 def test_infer_report_agrees_with_the_csv_files(tmp_path, trained_checkpoint):
     """infer.py --report --labels on the examples and copies of them: the report's numbers are evaluation.csv's
