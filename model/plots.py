@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from typing import Any
 
 DPI = 100
@@ -44,13 +45,19 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def png_text(data: bytes) -> dict[str, str]:
-    """The PNG's tEXt chunks (keyword -> text)."""
+    """The PNG's text chunks (keyword -> text): tEXt (Latin-1), and iTXt (UTF-8, which matplotlib writes for
+    text outside Latin-1)."""
     png_size(data)
     chunks, offset = {}, 8
     while offset + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        body = data[offset + 8 : offset + 8 + length]
         if kind == b"tEXt":
-            keyword, _, text = data[offset + 8 : offset + 8 + length].partition(b"\0")
+            keyword, _, text = body.partition(b"\0")
             chunks[keyword.decode("latin-1")] = text.decode("latin-1")
+        elif kind == b"iTXt":
+            keyword, _, rest = body.partition(b"\0")
+            compressed, text = rest[0], rest[2:].split(b"\0", 2)[2]  # after flag, method, language, keyword
+            chunks[keyword.decode("latin-1")] = (zlib.decompress(text) if compressed else text).decode("utf-8")
         offset += 12 + length
     return chunks

@@ -45,7 +45,9 @@ def write_report(
 ) -> None:
     """Write report.html atomically. `labels`: MODEL -> (true DockQ, target), as infer.py reads --labels;
     `skipped`: (file, reason) of the inputs that could not be scored."""
-    write_text_atomically(path, report_html(names, predictions, labels, skipped, top=top), overwrite)
+    # Plain ASCII, other characters as references: the file reads the same whatever the locale's encoding.
+    text = report_html(names, predictions, labels, skipped, top=top).encode("ascii", "xmlcharrefreplace").decode()
+    write_text_atomically(path, text, overwrite)
 
 
 def report_html(
@@ -54,7 +56,6 @@ def report_html(
 ) -> str:
     predicted = [float(value) for value in predictions]
     parts = [
-        '<?xml version="1.0" encoding="utf-8"?>',
         "<!DOCTYPE html>",
         '<html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head><meta charset="utf-8"/>',
         f"<title>TopoQA report: {len(names)} models</title><style>{STYLE}</style></head><body>",

@@ -73,10 +73,11 @@ def expected_top(models: list[str], predicted: list[float], count: int) -> list[
 
 @pytest.fixture(scope="module")
 def labelled_set() -> tuple[list[str], list[float], dict[str, tuple[float, str]]]:
-    """Three targets of 25 models (one target's name needs escaping), plus one model without a label."""
+    """Three targets of 25 models (one target's name needs escaping and is not ASCII), plus one model without a
+    label."""
     generator = random.Random(7)
     names, predicted, labels = [], [], {}
-    for target in ("T1", "T2", "a<b>&'c\""):
+    for target in ("T1", "T2", "cible_é<b>&'c\""):
         for k in range(25):
             true = generator.random() ** 2
             name = f"{target}_m{k:02d}"
@@ -93,6 +94,7 @@ def test_report_with_labels(tmp_path, labelled_set):
     path = tmp_path / "report.html"
     write_report(path, names, predicted, labels, [("junk.txt", "not a PDB file")])
     root = parse(path)
+    assert path.read_bytes().isascii()  # other characters as references: the same text in any locale
     targets = sorted({target for _, target in labels.values()})
     assert sorted(sections(root)) == targets
     for target, section in sections(root).items():
