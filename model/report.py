@@ -97,8 +97,11 @@ def labelled_sections(
         parts.append(f'<p class="note">{unlabelled} scored model(s) have no label: they are in the distribution '
                      "above and in ranking.csv, not below.</p>")
     parts.append(targets_table(evaluation))
+    by_target: dict[str, list[int]] = {}
+    for k, target in enumerate(targets):
+        by_target.setdefault(target, []).append(k)
     for scores in evaluation.targets:
-        index = [k for k, target in enumerate(targets) if target == scores.target]
+        index = by_target[scores.target]
         parts.append(target_section(
             scores.target, [models[k] for k in index], [values[k] for k in index], [true[k] for k in index],
             scores, top,
