@@ -34,13 +34,7 @@ from data.graph_arrays import GRAPH_FORMAT_VERSION, GraphArrays
 from data.graph_cache import GraphCache, cache_key, featurisation_fingerprint
 from data.interface import interface_ids, interface_residues
 from data.node_features import node_table
-from data.structure import (
-    UnscorableComplex,
-    first_line,
-    parse_structure,
-    read_first_model_text,
-    require_coordinates,
-)
+from data.structure import UnscorableComplex, first_line, read_structure
 from data.topology import topology_table
 from data.workers import WorkerScratch, prepare_worker
 
@@ -92,13 +86,11 @@ def featurize_stages(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> F
     if geometry not in GEOMETRIES:
         raise ValueError(f"unknown geometry {geometry!r}; expected one of {', '.join(GEOMETRIES)}")
     name = complex_name(path)
-    text = read_first_model_text(path)
-    require_coordinates(text)
-    structure = parse_structure(text)
+    structure = read_structure(path)
     interface = interface_residues(structure)
     # mkdssp runs in the background from here on, while we compute the topology. Only the interface residues'
     # accessibility is read: residues out of reach of them go to mkdssp as backbone only (~25% faster on 27,000 atoms).
-    dssp = DsspRun(text, residues_within_reach(structure, interface))
+    dssp = DsspRun(structure, residues_within_reach(structure, interface))
     try:
         fault_point("after-dssp-start", name)
         ids = interface_ids(structure, interface)
