@@ -120,7 +120,8 @@ def dssp_copy(structure: ComplexStructure, whole_residues: set[tuple[str, int, s
     for residue in residues.tolist():
         chain = structure.residue_chain[residue]
         index = chain_index[chain]
-        asym, character = label_asym_id(index), CHAIN_CHARACTERS[index % len(CHAIN_CHARACTERS)]
+        character = CHAIN_CHARACTERS[index % len(CHAIN_CHARACTERS)]
+        asym = character
         seq_id = 1 if chain != previous_chain else seq_id + 1
         previous_chain = chain
         numbers[character] += 1

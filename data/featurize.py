@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from Bio.PDB.kdtrees import KDTree
 from tqdm.auto import tqdm
 
 from data.dssp import DsspRun, residues_within_reach
@@ -35,7 +36,7 @@ from data.graph_cache import GraphCache, cache_key, featurisation_fingerprint
 from data.interface import interface_ids, interface_residues
 from data.node_features import node_table
 from data.structure import UnscorableComplex, first_line, read_structure
-from data.topology import topology_table
+from data.topology import NEIGHBOURHOOD_RADIUS, alpha_precision, topology_table
 from data.workers import WorkerScratch, prepare_worker
 
 if TYPE_CHECKING:
@@ -95,7 +96,8 @@ def featurize_stages(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> F
         fault_point("after-dssp-start", name)
         ids = interface_ids(structure, interface)
         ca = structure.atom_xyz[structure.residue_ca[interface]]
-        topology = topology_table(structure.atom_xyz, structure.atom_name_initial, ca)
+        near = topology_atoms(structure.atom_xyz, ca)
+        topology = topology_table(structure.atom_xyz[near], structure.atom_name_initial[near], ca)
         fault_point("after-topology", name)
         dssp_residues = dssp.result()
     finally:
@@ -116,6 +118,24 @@ def featurize_stages(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> F
         name=name, interface_ids=ids, interface_ca=ca, topology=topology,
         node_ids=[ids[k] for k in kept], node_features=features, arrays=arrays,
     )
+
+
+def topology_atoms(atom_xyz: np.ndarray, centres: np.ndarray) -> np.ndarray | slice:
+    """The atoms the topology sees: with the default 'fast' alpha precision, those within reach of an interface
+    CA (8 A, and a margin), in file order; with 'safe' or 'exact', every atom, as the reference searched them.
+
+    The neighbour search's order (a KD-tree's) shapes the last bits of the alpha radii. Built over the atoms
+    near the interface only, it cannot depend on anything farther away, so that far chains, ions or waters
+    (or their absence) leave every bit of the graph as it is. The 'safe' mode reproduces the reference's
+    numbers bit for bit, far atoms' influence on those last bits included.
+    """
+    if alpha_precision() != "fast" or len(centres) == 0:
+        return slice(None)
+    tree = KDTree(np.ascontiguousarray(atom_xyz, dtype=np.float64), 10)
+    reach = NEIGHBOURHOOD_RADIUS + 0.5
+    found = [np.fromiter((point.index for point in tree.search(centre, reach)), dtype=np.int64)
+             for centre in np.asarray(centres, dtype=np.float64)]
+    return np.unique(np.concatenate(found))
 
 
 def featurize_arrays(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> GraphArrays:
