@@ -218,7 +218,10 @@ class DsspRun:
                 raise UnscorableComplex(reason, lasting=False) from None
             text = self._output.read_text() if self._output.exists() else ""
             residues = parse_dssp_output(text) if text.strip() else []
-            if self._process.returncode != 0 or not residues:
+            if self._process.returncode == 0 and not residues:
+                raise UnscorableComplex("DSSP found no residue it could read (each needs the backbone atoms N, CA, "
+                                        "C and O)")
+            if self._process.returncode != 0:
                 errors = self._errors.read_text(errors="replace") if self._errors.exists() else ""
                 message = " ".join(errors.split()) or f"exit status {self._process.returncode}, no residues"
                 killed = self._process.returncode < 0  # by a signal: out of memory, say, not the file's fault

@@ -444,3 +444,73 @@ def read_structure(path: str | os.PathLike) -> ComplexStructure:
     text = first_model(text)
     require_coordinates(text)
     return parse_structure(text)
+
+
+NUCLEOTIDES = frozenset("A C G U I T N DA DC DG DT DU DI DN".split())
+GLYCANS = frozenset("NAG NDG MAN BMA GAL GLA GLC BGC FUC FUL SIA XYL GCS A2G NGA".split())
+WATER_NAMES = frozenset({"HOH", "WAT", "DOD"})
+
+
+def amino_acid_residues(structure: ComplexStructure) -> np.ndarray:
+    """Whether each residue has the backbone of an amino acid (atoms N, CA and C): what DSSP can read."""
+    if not len(structure.residue_atoms):
+        return np.zeros(0, dtype=bool)
+    names = structure.atom_name.astype(str)
+    starts = structure.residue_atoms[:, 0]
+    return np.logical_and.reduce(
+        [np.logical_or.reduceat(names == backbone, starts) for backbone in ("N", "CA", "C")]
+    )
+
+
+def chain_content(structure: ComplexStructure, chain: str) -> str:
+    """What a chain without amino acids holds, in words: nucleic acid, glycan, ions, water, ligand, CA trace."""
+    rows = np.flatnonzero(structure.residue_chain == chain)
+    names = [str(name) for name in structure.residue_name[rows]]
+    sizes = (structure.residue_atoms[rows, 1] - structure.residue_atoms[rows, 0]).tolist()
+    distinct = ", ".join(dict.fromkeys(name for name in names if name not in WATER_NAMES))
+    if all(name in WATER_NAMES for name in names):
+        return "water"
+    if all(name in NUCLEOTIDES for name in names if name not in WATER_NAMES):
+        return "nucleic acid"
+    if all(name in GLYCANS for name in names if name not in WATER_NAMES):
+        return f"glycan {distinct}"
+    if all(size == 1 for name, size in zip(names, sizes, strict=True) if name not in WATER_NAMES):
+        if all(structure.atom_name[structure.residue_atoms[r, 0]] == "CA" and structure.residue_name[r] != "CA"
+               for r in rows if structure.residue_name[r] not in WATER_NAMES):
+            return "CA atoms only"
+        return f"ions {distinct}" if len(distinct.split(", ")) > 1 else f"ion {distinct}"
+    return f"ligand {distinct}" if len(distinct) <= 40 else "ligands"
+
+
+def require_protein_chains(structure: ComplexStructure) -> None:
+    """Raise, with a reason that says what the file holds, unless two chains have amino acids with a backbone.
+
+    DSSP (hence the node features) needs each interface residue's N, CA and C, so a complex with fewer than two
+    such chains has no scorable interface: a CA-only (coarse-grained) model, a protein with only DNA, RNA,
+    glycans, ligands or ions beside it, or a monomer.
+    """
+    amino = amino_acid_residues(structure)
+    protein = list(dict.fromkeys(structure.residue_chain[amino].tolist()))
+    if len(protein) >= 2:
+        return
+    standard_ca = (structure.residue_ca >= 0) & np.array([het == " " for het in structure.residue_hetero], dtype=bool)
+    if not amino.any() and standard_ca.any():
+        raise UnscorableComplex(
+            "CA-only (coarse-grained) model: DSSP needs the backbone atoms N, CA, C and O of each residue"
+        )
+    if not protein:
+        return  # nothing protein-like at all: the interface search says what is missing
+    others = [chain for chain in dict.fromkeys(structure.residue_chain.tolist()) if chain not in protein]
+    only = protein[0]
+    if not only.strip() and not others:
+        raise UnscorableComplex("only one chain (all chain ids blank; segment ids are not read as chains)")
+    if not others:
+        raise UnscorableComplex(f"only one chain ({only})")
+    described = "; ".join(
+        f"{chain if chain.strip() else 'blank'}: {chain_content(structure, chain)}" for chain in others[:6]
+    )
+    more = f"; {len(others) - 6} more" if len(others) > 6 else ""
+    raise UnscorableComplex(
+        f"only one protein chain ({only if only.strip() else 'blank chain id'}); the other chains hold no amino "
+        f"acids ({described}{more}): TopoQA scores interfaces between protein chains"
+    )
