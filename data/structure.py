@@ -135,8 +135,41 @@ def parse_with_biopython(pdb_text: str) -> ComplexStructure:
             warnings.simplefilter("ignore")
             structure = PDBParser(QUIET=True).get_structure("complex", io.StringIO(pdb_text))
     except Exception as error:  # noqa: BLE001 - Biopython raises many types for malformed records
+        records = hybrid36_atom_records(pdb_text)
+        if records is not None:
+            return records_with_biopython(records)
         raise UnscorableComplex(f"unreadable PDB: {first_line(error)}") from None
     return biopython_arrays(structure)
+
+
+def hybrid36_atom_records(pdb_text: str) -> list[tuple] | None:
+    """The atom records of PDB text whose residue numbers go past 9999 in hybrid-36 (which Biopython cannot
+    read), as PDBParser would read them otherwise: from the first ATOM/HETATM/MODEL record to an `END   ` or
+    CONECT record. None when no residue number is hybrid-36, or a record is unreadable anyway."""
+    lines = pdb_text.split("\n")
+    first = next((k for k, line in enumerate(lines) if line[:6] in ("ATOM  ", "HETATM", "MODEL ")), None)
+    if first is None:
+        return None
+    records, hybrid = [], False
+    for line in lines[first:]:
+        record = line[:6]
+        if record in ("END   ", "CONECT"):
+            break
+        if record != "ATOM  " and record != "HETATM":
+            continue
+        try:
+            number = hybrid36_number(line[22:26])
+            xyz = (float(line[30:38]), float(line[38:46]), float(line[46:54]))
+        except (ValueError, IndexError):
+            return None
+        hybrid |= line[22:26].strip()[:1].isalpha()
+        fullname = line[12:16]
+        name = fullname.strip() if len(fullname.split()) == 1 else fullname
+        records.append((
+            record == "HETATM", name, line[16], line[17:20].strip(), line[21], number, line[26], xyz,
+            number_or(line[54:60], None), number_or(line[60:66], 0.0), line[76:78].strip().upper(),
+        ))
+    return records if hybrid else None
 
 
 def biopython_arrays(structure) -> ComplexStructure:
@@ -382,7 +415,7 @@ def mmcif_atom_records(text: str) -> list[tuple]:
     return records
 
 
-def number_or(text: str, default: float) -> float:
+def number_or(text: str, default: float | None) -> float | None:
     try:
         return float(text)
     except ValueError:
