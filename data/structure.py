@@ -356,10 +356,12 @@ def water_or_hetero(residue_name: str) -> str:
 
 
 # atom_site columns read, PDB meaning first; "?" marks the optional ones (the auth_* fall back to label_*).
+# atom_site columns read: the coordinates first (gemmi's `find` needs a required column first), "?" marks the
+# optional ones (auth_* fall back to label_*).
 ATOM_SITE_COLUMNS = (
-    "group_PDB", "?auth_atom_id", "?label_atom_id", "?label_alt_id", "?auth_comp_id", "?label_comp_id",
-    "?auth_asym_id", "?label_asym_id", "?auth_seq_id", "?label_seq_id", "?pdbx_PDB_ins_code", "Cartn_x", "Cartn_y",
-    "Cartn_z", "?occupancy", "?B_iso_or_equiv", "?type_symbol", "?pdbx_PDB_model_num",
+    "Cartn_x", "Cartn_y", "Cartn_z", "?group_PDB", "?auth_atom_id", "?label_atom_id", "?label_alt_id",
+    "?auth_comp_id", "?label_comp_id", "?auth_asym_id", "?label_asym_id", "?auth_seq_id", "?label_seq_id",
+    "?pdbx_PDB_ins_code", "?occupancy", "?B_iso_or_equiv", "?type_symbol", "?pdbx_PDB_model_num",
 )
 
 
@@ -371,22 +373,25 @@ def mmcif_atom_records(text: str) -> list[tuple]:
     try:
         document = gemmi.cif.read_string(text)
         block = next((block for block in document if block.find_mmcif_category("_atom_site.")), None)
-        if block is None:
-            raise UnscorableComplex("mmCIF without atom_site records (no coordinates)")
-        table = block.find("_atom_site.", list(ATOM_SITE_COLUMNS))
+        table = block.find("_atom_site.", list(ATOM_SITE_COLUMNS)) if block is not None else None
     except (RuntimeError, ValueError) as error:
         raise UnscorableComplex(f"unreadable mmCIF: {first_line(error)}") from None
-    if not len(table):
+    if table is None or not len(table):
+        if block is not None and block.find_values("_atom_site.id"):
+            raise UnscorableComplex("unreadable mmCIF: atom_site has no Cartn_x, Cartn_y and Cartn_z columns")
         raise UnscorableComplex("mmCIF without atom_site records (no coordinates)")
 
     def column(*names: str) -> list[str]:
-        for name in names:
+        """Values of the first column, each missing one ('?', '.') taken from the next column that has it."""
+        values = [""] * len(table)
+        for name in reversed(names):
             index = ATOM_SITE_COLUMNS.index(name)
             if table.has_column(index):
-                return [gemmi.cif.as_string(value) for value in table.column(index)]
-        return [""] * len(table)
+                values = [gemmi.cif.as_string(value) or fallback for value, fallback in zip(
+                    table.column(index), values, strict=True)]
+        return values
 
-    group = column("group_PDB")
+    group = column("?group_PDB")  # ATOM where it is missing
     atom_name = column("?auth_atom_id", "?label_atom_id")
     alt = column("?label_alt_id")
     residue_name = column("?auth_comp_id", "?label_comp_id")
