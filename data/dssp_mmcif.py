@@ -7,10 +7,11 @@ categories: the polymer residues (`pdbx_poly_seq_scheme`) and their atoms (`atom
 those two from the parsed structure (`data.structure`), so the input's formatting never reaches mkdssp: a PDB
 file and its mmCIF form, or a file and its atoms-only copy, give mkdssp the same bytes.
 
-What goes in: the protein residues, i.e. residues of ATOM records (HETATM ones: ligands, ions, modified
-residues, are left out, as mkdssp's own conversion leaves them out of its chains) with a CA atom, and their
-atoms except hydrogens off the backbone (DSSP skips them). Nucleic acids, glycans and ions have no CA and stay
-out. Each chain gets a one-character author id and residues are numbered 1, 2, ... per id, so that the classic
+What goes in: the amino acids, i.e. residues of ATOM records with a CA atom, and HETATM residues with the N,
+CA and C of one (modified residues: mkdssp's own conversion keeps them in their chains too), with their atoms
+except hydrogens off the backbone (DSSP skips them). Ligands, ions, nucleic acids, glycans and waters stay out:
+DSSP never reads them (its values on 1HVR with and without its inhibitor are the same).
+Each chain gets a one-character author id and residues are numbered 1, 2, ... per id, so that the classic
 DSSP output (one character for the chain, 4 digits for the number) holds any number of chains and residues:
 `DsspCopy.residue_index` maps its (chain, number) back to the structure's residues.
 """
