@@ -45,16 +45,6 @@ class DsspCopy:
     residue_index: dict[tuple[str, int], int]  # (chain character, number) in mkdssp's output -> structure residue
 
 
-def label_asym_id(index: int) -> str:
-    """A, B, ..., Z, AA, BA, ... as mkdssp's conversion names chains (only distinct, consistent ids matter)."""
-    letters = ""
-    index += 1
-    while index > 0:
-        index, remainder = divmod(index - 1, 26)
-        letters += chr(ord("A") + remainder)
-    return letters
-
-
 def is_hydrogen(name: str, element: str) -> bool:
     """Element H or D; without an element, a name that starts with H after any digits (PDB naming)."""
     if element:
@@ -116,20 +106,18 @@ def dssp_copy(structure: ComplexStructure, whole_residues: set[tuple[str, int, s
     poly_rows, atom_rows = [], []
     residue_index: dict[tuple[str, int], int] = {}
     numbers = dict.fromkeys(CHAIN_CHARACTERS, 0)
-    seq_id, previous_chain = 0, None
     serial = 0
     for residue in residues.tolist():
         chain = structure.residue_chain[residue]
         index = chain_index[chain]
-        character = CHAIN_CHARACTERS[index % len(CHAIN_CHARACTERS)]
-        asym = character
-        seq_id = 1 if chain != previous_chain else seq_id + 1
-        previous_chain = chain
+        # One character as label and author chain id: mkdssp refuses longer ones in its classic output.
+        asym = character = CHAIN_CHARACTERS[index % len(CHAIN_CHARACTERS)]
         numbers[character] += 1
-        number = numbers[character]
+        number = seq_id = numbers[character]  # the 63rd chain continues the 1st one's numbers, and so on
+        entity = index % len(CHAIN_CHARACTERS) + 1
         residue_index[(character, number)] = residue
         name = structure.residue_name[residue]
-        poly_rows.append(f"{asym} {index + 1} {seq_id} {name} {seq_id} {number} {number} {name} {name} {character} . n")
+        poly_rows.append(f"{asym} {entity} {seq_id} {name} {seq_id} {number} {number} {name} {name} {character} . n")
         key = (chain, int(structure.residue_seq[residue]), structure.residue_icode[residue])
         whole = whole_residues is None or key in whole_residues
         start, stop = structure.residue_atoms[residue]
@@ -143,7 +131,7 @@ def dssp_copy(structure: ComplexStructure, whole_residues: set[tuple[str, int, s
             atom_name = atom_name_text(structure.atom_name[atom])
             element = element_of(structure.atom_name[atom], structure.atom_element[atom])
             atom_rows.append(
-                f"ATOM {serial} {element} {atom_name} . {name} {asym} {index + 1} {seq_id} ? {xyz} 1.00 0.00 ? "
+                f"ATOM {serial} {element} {atom_name} . {name} {asym} {entity} {seq_id} ? {xyz} 1.00 0.00 ? "
                 f"{number} {name} {character} {atom_name} 1"
             )
     out = ["data_TOPOQA", "#", "loop_", *(f"_pdbx_poly_seq_scheme.{column}" for column in POLY_SEQ_SCHEME_COLUMNS)]
