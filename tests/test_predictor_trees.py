@@ -206,3 +206,18 @@ def test_non_protein_entities_are_treated_alike_in_pdb_and_mmcif(tmp_path):
     np.testing.assert_array_equal(from_pdb.topology, from_cif.topology)
     for key in ("x", "edge_index", "edge_attr"):
         assert np.array_equal(getattr(from_pdb.arrays, key), getattr(from_cif.arrays, key)), key
+
+
+@needs_mkdssp
+def test_featurize_command_writes_a_tree_of_graph_files(tree, tmp_path, monkeypatch):
+    from featurize import main
+
+    monkeypatch.setenv("TOPOQA_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "graphs"
+    assert main(["--complex_folder", str(tree), "--out_dir", str(out), "--recursive", "--no_cache"]) == 0
+    _, names, listed = complex_inputs(tree, recursive=True)
+    written = sorted(p.relative_to(out).as_posix()[: -len(".pt")] for p in out.rglob("*.pt"))
+    assert written == names
+    with open(out / "skipped.csv", newline="") as handle:
+        assert {row["MODEL"] for row in csv.DictReader(handle)} == {name for name, _ in listed}
+    assert load_graph(out / "af3_job" / "seed-1_sample-1" / "model.pt").name == "af3_job/seed-1_sample-1/model"
