@@ -235,7 +235,9 @@ class DsspRun:
         structure = self._structure
         named = []
         for entry in residues:
-            index = self._residue_index[(entry.chain, entry.seq)]
+            index = self._residue_index.get((entry.chain, entry.seq))
+            if index is None:
+                continue  # not one of ours: cannot happen with mkdssp 4's classic output, never a crash
             named.append(replace(entry, chain=structure.residue_chain[index], seq=int(structure.residue_seq[index]),
                                  icode=structure.residue_icode[index]))
         return named

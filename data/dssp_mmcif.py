@@ -60,10 +60,13 @@ def element_of(name: str, element: str) -> str:
     return initial if initial.isalpha() else "X"
 
 
-def atom_name_text(name: str) -> str:
-    """An atom name as a CIF value (quoted when it needs to be, e.g. O5' or a name with a space)."""
-    if name and all(c.isalnum() or c in "_-+'*" for c in name) and name[0] not in "_'":
-        return name if "'" not in name else f'"{name}"'
+def cif_value(name: str) -> str:
+    """An atom or residue name as a CIF value: quoted when it needs to be (O5', a name with a space or a
+    leading _, $, # or quote); UNK for an empty residue name."""
+    if not name:
+        return "UNK"
+    if all(c.isalnum() or c in "-+'*" for c in name) and name[0] != "'":
+        return name
     return f'"{name}"' if '"' not in name else f"'{name}'"
 
 
@@ -116,7 +119,7 @@ def dssp_copy(structure: ComplexStructure, whole_residues: set[tuple[str, int, s
         number = seq_id = numbers[character]  # the 63rd chain continues the 1st one's numbers, and so on
         entity = index % len(CHAIN_CHARACTERS) + 1
         residue_index[(character, number)] = residue
-        name = structure.residue_name[residue]
+        name = cif_value(structure.residue_name[residue])
         poly_rows.append(f"{asym} {entity} {seq_id} {name} {seq_id} {number} {number} {name} {name} {character} . n")
         key = (chain, int(structure.residue_seq[residue]), structure.residue_icode[residue])
         whole = whole_residues is None or key in whole_residues
@@ -128,7 +131,7 @@ def dssp_copy(structure: ComplexStructure, whole_residues: set[tuple[str, int, s
         ]
         for atom, xyz in zip(kept, coordinate_texts(structure.atom_xyz[kept]), strict=True):
             serial += 1
-            atom_name = atom_name_text(structure.atom_name[atom])
+            atom_name = cif_value(structure.atom_name[atom])
             element = element_of(structure.atom_name[atom], structure.atom_element[atom])
             atom_rows.append(
                 f"ATOM {serial} {element} {atom_name} . {name} {asym} {entity} {seq_id} ? {xyz} 1.00 0.00 ? "

@@ -293,3 +293,21 @@ def test_side_chains_out_of_reach_change_nothing_that_is_read(case, tmp_path):
     assert [(r.chain, r.seq, r.icode, r.accessibility) for r in cut if (r.chain, r.seq, r.icode) in keys] == read
     # Out of reach, accessibility does change: the check above can fail.
     assert [r.accessibility for r in cut] != [r.accessibility for r in full]
+
+
+@needs_mkdssp
+def test_names_cif_would_misread_are_quoted(tmp_path):
+    # A blank residue name and atom names starting with a quote or an underscore: the copy stays valid CIF and
+    # mkdssp reads every residue.
+    lines = model_lines(tmp_path)
+    atoms = [k for k, line in enumerate(lines) if line.startswith("ATOM") and line[21] == "A"]
+    for k in atoms:
+        if lines[k][22:27] == lines[atoms[0]][22:27]:  # every atom of the first residue
+            lines[k] = f"{lines[k][:17]}   {lines[k][20:]}"
+    side_chain = next(k for k in atoms if lines[k][12:16].strip() not in ("N", "CA", "C", "O"))
+    lines[side_chain] = f"{lines[side_chain][:12]}'CB {lines[side_chain][16:]}"
+    other = next(k for k in atoms[10:] if lines[k][12:16].strip() not in ("N", "CA", "C", "O"))
+    lines[other] = f"{lines[other][:12]}_X1 {lines[other][16:]}"
+    structure = parse_structure("\n".join(lines))
+    residues = DsspRun(structure).result()
+    assert len(residues) == len(DsspRun(parse_structure("\n".join(model_lines(tmp_path)))).result())
