@@ -87,6 +87,13 @@ def residues_within_reach(structure: ComplexStructure, residues: np.ndarray) -> 
     centres = np.add.reduceat(structure.atom_xyz.astype(np.float64), starts) / (stops - starts)[:, None]
     offsets = structure.atom_xyz - np.repeat(centres, stops - starts, axis=0)
     radii = np.maximum.reduceat(np.sqrt(np.einsum("ij,ij->i", offsets, offsets)), starts)
+    if structure.atom_alternates:
+        # mkdssp's copy holds every conformer (data.dssp_mmcif): a residue reaches as far as its farthest one.
+        atom_residue = np.repeat(np.arange(len(starts)), stops - starts)
+        for atom in structure.atom_alternates:
+            residue = atom_residue[atom]
+            xyz = np.asarray([conformer[1:4] for conformer in structure.atom_alternates[atom]], dtype=np.float64)
+            radii[residue] = max(radii[residue], float(np.linalg.norm(xyz - centres[residue], axis=1).max()))
     tree = KDTree(np.ascontiguousarray(centres), KDTREE_BUCKET_SIZE)
     search = ACCESSIBILITY_REACH + radii.max()
     kept = set(residues.tolist())

@@ -95,6 +95,24 @@ def protein_residues(structure: ComplexStructure) -> np.ndarray:
     return np.asarray(kept, dtype=np.int64)
 
 
+def atom_conformers(structure: ComplexStructure, atoms: list[int]) -> list[tuple[int, str, tuple]]:
+    """(atom, label_alt_id, xyz) rows for the copy: one per atom, or one per conformer of an atom with alternate
+    locations, by alternate location, as mkdssp's own PDB conversion lists them.
+
+    mkdssp reads every row: of N, CA, C and O it keeps the last one (the last alternate location in that order,
+    whatever the occupancies), and every side-chain conformer counts in its accessibility. Rows for all of them
+    give it what it computed from the reference's PDB copy, while the features keep Biopython's conformer.
+    """
+    rows = []
+    for atom in atoms:
+        conformers = structure.atom_alternates.get(atom)
+        if not conformers:
+            rows.append((atom, ".", tuple(structure.atom_xyz[atom].tolist())))
+            continue
+        rows += [(atom, cif_value(alt) if alt.strip() else ".", (x, y, z)) for alt, x, y, z, _ in conformers]
+    return rows
+
+
 def dssp_copy(structure: ComplexStructure, whole_residues: set[tuple[str, int, str]] | None = None) -> DsspCopy:
     """The minimal mmCIF for mkdssp, and how to read its output back.
 
@@ -129,12 +147,14 @@ def dssp_copy(structure: ComplexStructure, whole_residues: set[tuple[str, int, s
             if structure.atom_name[atom] in BACKBONE_ATOMS
             or (whole and not is_hydrogen(structure.atom_name[atom], structure.atom_element[atom]))
         ]
-        for atom, xyz in zip(kept, coordinate_texts(structure.atom_xyz[kept]), strict=True):
+        rows = atom_conformers(structure, kept)
+        xyz_texts = coordinate_texts(np.asarray([xyz for _, _, xyz in rows], dtype=np.float32).reshape(-1, 3))
+        for (atom, alt, _), xyz in zip(rows, xyz_texts, strict=True):
             serial += 1
             atom_name = cif_value(structure.atom_name[atom])
             element = element_of(structure.atom_name[atom], structure.atom_element[atom])
             atom_rows.append(
-                f"ATOM {serial} {element} {atom_name} . {name} {asym} {entity} {seq_id} ? {xyz} 1.00 0.00 ? "
+                f"ATOM {serial} {element} {atom_name} {alt} {name} {asym} {entity} {seq_id} ? {xyz} 1.00 0.00 ? "
                 f"{number} {name} {character} {atom_name} 1"
             )
     out = ["data_TOPOQA", "#", "loop_", *(f"_pdbx_poly_seq_scheme.{column}" for column in POLY_SEQ_SCHEME_COLUMNS)]

@@ -13,7 +13,7 @@ import gzip
 import io
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,11 @@ class ComplexStructure:
     Coordinates are the parser's float32 values. Residue arrays have one entry per residue; `residue_ca` is the
     index of the residue's CA atom or -1, `residue_atoms` the [start, stop) atom range of each residue.
     `atom_name` and `atom_element` (upper case, "" when the file gives none) are what mkdssp's copy is written from.
+
+    An atom with alternate locations holds Biopython's choice (highest occupancy), as every stage of the
+    reference but DSSP read it. `atom_alternates` keeps, for mkdssp's copy only, every conformer of such an
+    atom (its index -> (alternate location, x, y, z, element) in alternate-location order): mkdssp read them
+    all from the reference's PDB copy (`data.dssp_mmcif`).
     """
 
     atom_xyz: np.ndarray
@@ -62,6 +67,7 @@ class ComplexStructure:
     residue_atoms: np.ndarray
     atom_name: np.ndarray
     atom_element: np.ndarray
+    atom_alternates: dict[int, tuple[tuple[str, float, float, float, str], ...]] = field(default_factory=dict)
 
 
 def first_line(error: BaseException) -> str:
@@ -179,6 +185,7 @@ def biopython_arrays(structure) -> ComplexStructure:
         raise UnscorableComplex("not a PDB file: no atoms parsed")
 
     coordinates, names, elements = [], [], []
+    alternates: dict[int, tuple[tuple[str, float, float, float, str], ...]] = {}
     chains, hetero, seqs, icodes, residue_names, ca_index, bounds = [], [], [], [], [], [], []
     for chain in models[0]:
         for residue in chain:
@@ -188,6 +195,8 @@ def biopython_arrays(structure) -> ComplexStructure:
             for atom in residue:
                 if atom.get_name() == "CA" and ca < 0:
                     ca = len(coordinates)
+                if atom.is_disordered():
+                    alternates[len(coordinates)] = conformers(atom)
                 coordinates.append(atom.coord)
                 names.append(atom.get_name())
                 elements.append(atom.element if atom.element != "X" else "")
@@ -212,7 +221,19 @@ def biopython_arrays(structure) -> ComplexStructure:
         residue_atoms=np.asarray(bounds, dtype=np.int64).reshape(-1, 2),
         atom_name=np.asarray(names, dtype=object),
         atom_element=np.asarray(elements, dtype=object),
+        atom_alternates=alternates,
     )
+
+
+def conformers(atom) -> tuple[tuple[str, float, float, float, str], ...]:
+    """Every conformer of a Biopython DisorderedAtom, by alternate location (the order mkdssp's PDB conversion
+    gives them)."""
+    out = []
+    for altloc in atom.disordered_get_id_list():
+        child = atom.disordered_get(altloc)
+        x, y, z = np.asarray(child.coord, dtype=np.float32).tolist()
+        out.append((altloc, x, y, z, child.element if child.element != "X" else ""))
+    return tuple(out)
 
 
 def hybrid36_number(field: str) -> int:

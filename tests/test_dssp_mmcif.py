@@ -11,15 +11,18 @@ chains), the copy must give what the clean file gives (tests/test_input_variants
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
+import gemmi
+import numpy as np
 import pytest
 
 from data.dssp import HEADER_LINE, MKDSSP, DsspRun, dssp_input_text, is_water, parse_dssp_output, residues_within_reach
 from data.dssp_mmcif import dssp_copy
 from data.interface import interface_residues
-from data.structure import parse_structure, read_first_model_text
+from data.structure import parse_structure, read_first_model_text, read_structure
 from tests.conftest import REPO_ROOT, docking_model, need_reference, needs_mkdssp
 
 
@@ -100,13 +103,122 @@ def test_crystal_structures_in_plain_form(example, keep_waters, tmp_path):
 
 
 @needs_mkdssp
-@pytest.mark.parametrize("example", ["1BD2.pdb.gz", "1HVR.pdb"])
+@pytest.mark.parametrize("example", ["1BD2.pdb.gz", "1HVR.pdb", "4E43.pdb"])
 def test_whole_crystal_structures(example, tmp_path):
     # Ligands, waters, modified residues as HETATM (1HVR's ABA), SEQRES and the other header records: mkdssp's
     # own conversion keeps the modified residues in their chains and leaves ligands out, and so does the copy.
-    # (4E43 has alternate locations: mkdssp takes the first, the copy Biopython's choice, as the rest of the
-    # featurisation does.)
+    # 4E43 has alternate locations (A 0.60, B 0.40 at 7 residues): see the tests below.
     assert_same_dssp(read_first_model_text(REPO_ROOT / "examples" / example), tmp_path)
+
+
+# ---- alternate locations. mkdssp reads every conformer: of N, CA, C and O the last alternate location in
+# label order (B of A/B, whatever the occupancies and the order of the lines), and every side-chain conformer
+# counts in the accessibility. Biopython (the features' atoms) takes the highest occupancy.
+
+def alternate_lines(lines: list[str]) -> list[int]:
+    return [k for k, line in enumerate(lines) if line.startswith(("ATOM", "HETATM")) and line[16] != " "]
+
+
+def with_occupancies_swapped(lines: list[str]) -> list[str]:
+    # Biopython now takes conformer B, mkdssp still B for the backbone: nothing it computes changes.
+    out = list(lines)
+    for k in alternate_lines(lines):
+        out[k] = f"{lines[k][:54]}{1 - float(lines[k][54:60]):6.2f}{lines[k][60:]}"
+    return out
+
+
+def with_labels_swapped(lines: list[str]) -> list[str]:
+    # The first listed conformer, of higher occupancy, is now labelled B: Biopython and mkdssp both take it.
+    out = list(lines)
+    for k in alternate_lines(lines):
+        out[k] = f"{lines[k][:16]}{'B' if lines[k][16] == 'A' else 'A'}{lines[k][17:]}"
+    return out
+
+
+def with_b_listed_first(lines: list[str]) -> list[str]:
+    out = list(lines)
+    for k in alternate_lines(lines):
+        if lines[k][16] == "A" and lines[k + 1][16] == "B" and lines[k][12:16] == lines[k + 1][12:16]:
+            out[k], out[k + 1] = lines[k + 1], lines[k]
+    return out
+
+
+def with_conformers_in_blocks(lines: list[str]) -> list[str]:
+    # Each residue's conformer B atoms, then its conformer A atoms, where its first alternate was (as some
+    # refinement programs write them).
+    alternates = alternate_lines(lines)
+    residues: dict[str, list[str]] = {}
+    for k in alternates:
+        residues.setdefault(lines[k][17:27], []).append(lines[k])
+    out = []
+    for k, line in enumerate(lines):
+        if k not in alternates:
+            out.append(line)
+        elif residues[line[17:27]][0] == line:
+            block = residues[line[17:27]]
+            out += [atom for atom in block if atom[16] == "B"] + [atom for atom in block if atom[16] == "A"]
+    return out
+
+
+def with_a_third_conformer(lines: list[str]) -> list[str]:
+    # Conformer C (A moved by 0.5 A, occupancy 0.05) after each B: Biopython keeps A, mkdssp's backbone is C's.
+    out = []
+    for line in lines:
+        out.append(line)
+        if line.startswith("ATOM") and line[16] == "B":
+            a = next(prior for prior in reversed(out) if prior[16] == "A" and prior[12:16] == line[12:16])
+            out.append(f"{a[:16]}C{a[17:30]}{float(a[30:38]) + 0.5:8.3f}{a[38:54]}  0.05{a[60:]}")
+    return out
+
+
+def only_biopython_s_conformer(structure):
+    """The structure as the copy held it before: Biopython's conformer only."""
+    return dataclasses.replace(structure, atom_alternates={})
+
+
+@needs_mkdssp
+@pytest.mark.parametrize(
+    "edit", [with_occupancies_swapped, with_labels_swapped, with_b_listed_first, with_conformers_in_blocks,
+             with_a_third_conformer],
+)
+def test_alternate_locations_as_mkdssp_reads_them(edit, tmp_path):
+    lines = read_first_model_text(REPO_ROOT / "examples" / "4E43.pdb").split("\n")
+    edited = edit(lines)
+    assert edited != lines and len(alternate_lines(edited)) >= len(alternate_lines(lines)) == 68
+    text = "\n".join(edited)
+    expected = reference_dssp(text, tmp_path)
+    structure = parse_structure(text)
+    assert values(DsspRun(structure).result()) == expected
+    # The rule matters: Biopython's conformer alone gives other values.
+    assert values(DsspRun(only_biopython_s_conformer(structure)).result()) != expected
+
+
+def test_the_features_keep_biopython_s_conformer():
+    # Occupancies swapped: Biopython's conformer (the features' atoms) changes; what mkdssp gets does not.
+    lines = read_first_model_text(REPO_ROOT / "examples" / "4E43.pdb").split("\n")
+    original, swapped = parse_structure("\n".join(lines)), parse_structure("\n".join(with_occupancies_swapped(lines)))
+    ca = next(k for k in alternate_lines(lines) if lines[k][12:16] == " CA ")
+    x_a, x_b = float(lines[ca][30:38]), float(lines[ca + 1][30:38])
+    first = int(original.residue_ca[(original.residue_chain == "A") & (original.residue_seq == 34)][0])
+    assert (original.atom_xyz[first, 0], swapped.atom_xyz[first, 0]) == (np.float32(x_a), np.float32(x_b))
+    assert dssp_copy(original).text == dssp_copy(swapped).text
+
+
+@needs_mkdssp
+@pytest.mark.parametrize("edit", [None, with_occupancies_swapped, with_a_third_conformer])
+def test_pdb_and_mmcif_forms_give_mkdssp_the_same_copy(edit, tmp_path):
+    lines = read_first_model_text(REPO_ROOT / "examples" / "4E43.pdb").split("\n")
+    pdb = tmp_path / "4E43.pdb"
+    pdb.write_text("\n".join(edit(lines) if edit else lines))
+    document = gemmi.read_structure(str(pdb))
+    document.setup_entities()
+    cif = tmp_path / "4E43.cif"
+    cif.write_text(document.make_mmcif_document().as_string())
+    assert "label_alt_id" in cif.read_text()
+    copy = dssp_copy(read_structure(pdb)).text
+    assert dssp_copy(read_structure(cif)).text == copy
+    alternates = [row.split()[4] for row in copy.split("\n") if row.startswith("ATOM ")]
+    assert alternates.count("A") == alternates.count("B") == 34  # every conformer of 4E43's 68 alternate atoms
 
 
 def with_hydrogens(lines: list[str]) -> list[str]:
@@ -262,7 +374,9 @@ def test_waters_are_left_out():
 
 def side_chain_free_cases() -> list:
     goldens = [pytest.param(("golden", name), id=name) for name in ("1A2K_r_l_b_model", "dove_correct")]
-    return goldens + [pytest.param(("example", name), id=name) for name in ("1BD2.pdb.gz", "4E43.pdb")]
+    examples = [pytest.param(("example", name), id=name) for name in ("1BD2.pdb.gz", "4E43.pdb")]
+    # Whole 4E43: every conformer of its alternate locations goes to mkdssp, and counts in the reach.
+    return goldens + examples + [pytest.param(("whole example", "4E43.pdb"), id="4E43 whole")]
 
 
 @needs_mkdssp
@@ -274,8 +388,10 @@ def test_side_chains_out_of_reach_change_nothing_that_is_read(case, tmp_path):
     kind, name = case
     if kind == "golden":
         text = read_first_model_text(need_reference("golden", name, "input.pdb"))
-    else:
+    elif kind == "example":
         text = plain_form(read_first_model_text(REPO_ROOT / "examples" / name), keep_waters=False)
+    else:
+        text = read_first_model_text(REPO_ROOT / "examples" / name)
     structure = parse_structure(text)
     interface = interface_residues(structure)
     whole = residues_within_reach(structure, interface)
