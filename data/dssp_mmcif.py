@@ -10,7 +10,8 @@ file and its mmCIF form, or a file and its atoms-only copy, give mkdssp the same
 What goes in: the amino acids, i.e. residues of ATOM records with a CA atom, and HETATM residues with the N,
 CA and C of one (modified residues: mkdssp's own conversion keeps them in their chains too), with their atoms
 except hydrogens off the backbone (DSSP skips them). Ligands, ions, nucleic acids, glycans and waters stay out:
-DSSP never reads them (its values on 1HVR with and without its inhibitor are the same).
+DSSP never reads them (its values on 1HVR with and without its inhibitor are the same). An atom with alternate
+locations goes in with every conformer, as mkdssp read them from the PDB file (`atom_conformers`).
 Each chain gets a one-character author id and residues are numbered 1, 2, ... per id, so that the classic
 DSSP output (one character for the chain, 4 digits for the number) holds any number of chains and residues:
 `DsspCopy.residue_index` maps its (chain, number) back to the structure's residues.
@@ -109,7 +110,7 @@ def atom_conformers(structure: ComplexStructure, atoms: list[int]) -> list[tuple
         if not conformers:
             rows.append((atom, ".", tuple(structure.atom_xyz[atom].tolist())))
             continue
-        rows += [(atom, cif_value(alt) if alt.strip() else ".", (x, y, z)) for alt, x, y, z, _ in conformers]
+        rows += [(atom, cif_value(alt) if alt.strip() else ".", (x, y, z)) for alt, x, y, z in conformers]
     return rows
 
 

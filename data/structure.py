@@ -52,7 +52,7 @@ class ComplexStructure:
 
     An atom with alternate locations holds Biopython's choice (highest occupancy), as every stage of the
     reference but DSSP read it. `atom_alternates` keeps, for mkdssp's copy only, every conformer of such an
-    atom (its index -> (alternate location, x, y, z, element) in alternate-location order): mkdssp read them
+    atom (its index -> (alternate location, x, y, z) in alternate-location order): mkdssp read them
     all from the reference's PDB copy (`data.dssp_mmcif`).
     """
 
@@ -67,7 +67,7 @@ class ComplexStructure:
     residue_atoms: np.ndarray
     atom_name: np.ndarray
     atom_element: np.ndarray
-    atom_alternates: dict[int, tuple[tuple[str, float, float, float, str], ...]] = field(default_factory=dict)
+    atom_alternates: dict[int, tuple[tuple[str, float, float, float], ...]] = field(default_factory=dict)
 
 
 def first_line(error: BaseException) -> str:
@@ -185,7 +185,7 @@ def biopython_arrays(structure) -> ComplexStructure:
         raise UnscorableComplex("not a PDB file: no atoms parsed")
 
     coordinates, names, elements = [], [], []
-    alternates: dict[int, tuple[tuple[str, float, float, float, str], ...]] = {}
+    alternates: dict[int, tuple[tuple[str, float, float, float], ...]] = {}
     chains, hetero, seqs, icodes, residue_names, ca_index, bounds = [], [], [], [], [], [], []
     for chain in models[0]:
         for residue in chain:
@@ -225,14 +225,14 @@ def biopython_arrays(structure) -> ComplexStructure:
     )
 
 
-def conformers(atom) -> tuple[tuple[str, float, float, float, str], ...]:
+def conformers(atom) -> tuple[tuple[str, float, float, float], ...]:
     """Every conformer of a Biopython DisorderedAtom, by alternate location (the order mkdssp's PDB conversion
     gives them)."""
     out = []
     for altloc in atom.disordered_get_id_list():
         child = atom.disordered_get(altloc)
         x, y, z = np.asarray(child.coord, dtype=np.float32).tolist()
-        out.append((altloc, x, y, z, child.element if child.element != "X" else ""))
+        out.append((altloc, x, y, z))
     return tuple(out)
 
 
