@@ -3,7 +3,12 @@ r"""Retrain TopoQA with a hand-built Accelerate loop that reproduces the referen
     accelerate launch --config_file accelerate_config/default.yaml train.py --config configs/production.yaml \
         --graph_dir DIR --train_label_file train.csv --val_label_file val.csv --save_dir runs/retrain
 
-`python train.py ...` works too. The reference semantics (SPEC 2), in the order they happen below:
+`python train.py ...` works too. With N processes the run is the same, bit for bit, about N times faster:
+
+    accelerate launch --config_file accelerate_config/exact_parallel.yaml --num_processes N train.py ...
+
+(training/exact_parallel.py; `--parallel ddp` with accelerate_config/ddp.yaml is classic DDP, other numbers).
+The reference semantics (SPEC 2), in the order they happen below:
 seed everything, build the network, Adam; a 2-batch validation sanity pass that leaves no trace in the random
 generators; then per epoch: train in CSV order without shuffling, stepping Adam every `accumulate_grad_batches`
 batches and after the last batch; validate; keep the 3 best checkpoints by val_loss plus the last one.
@@ -78,7 +83,7 @@ def train_epoch(
     for index, batch in enumerate(tqdm(batches, f"epoch {epoch}", len(loader), leave=False, disable=show_progress)):
         window = plan.windows[plan.window_index[index]]
         if plan.owners[index] == process:
-            fault_point("train-batch", f"epoch={epoch} batch={index} process={process}")
+            fault_point("train-batch", f"process={process} epoch={epoch} batch={index}")
             batch = batch.to(device)
             prediction = model(batch.x, batch.edge_index, batch.edge_attr, batch.batch)
             loss = F.mse_loss(prediction, batch.y.view(-1, 1))
