@@ -155,7 +155,7 @@ class TrainingRun:
             }
         )
         # For --resume: exact mode's processes all hold the same state (checked after every window); DDP's differ.
-        rng_states = [capture_rng_state()] if self.parallel == "exact" else gather_object([capture_rng_state()])
+        rng_states = [shared_rng_state()] if self.parallel == "exact" else gather_object([capture_rng_state()])
         topk = self.best.update(epoch, torch.tensor(summary.val_loss, dtype=torch.float32))
         if accelerator.is_main_process:
             self._write_epoch_files(
@@ -203,6 +203,16 @@ class TrainingRun:
             write_csv(self.save_dir / name, columns, rows, overwrite=True, line_terminator="\r\n")
         best.last_model_path = best.path(LAST_NAME)
         write_lightning(self.save_dir / LAST_NAME, {**checkpoint(), RESUME_KEY: resume_state}, overwrite=True)
+
+
+def shared_rng_state() -> dict:
+    """Exact mode's random state, the same in every process. Each process draws on its own GPU's generator, so
+    the one that matters is the current device's: it is saved for every device, and whichever device a process
+    resumes on gets it (a one-process run never draws on the others)."""
+    state = capture_rng_state()
+    if state["cuda"]:
+        state["cuda"] = [torch.cuda.get_rng_state()] * len(state["cuda"])
+    return state
 
 
 def remove_unlisted_checkpoints(save_dir: Path, best: BestCheckpoints) -> None:
