@@ -223,18 +223,25 @@ def project(measured: dict, hop: float, broadcast: float, train_graphs: int, val
     single = None
     for processes in PROJECTED_PROCESSES:
         plan = BatchPlan.build(costs, window, processes)
-        epoch = compute = exchange = 0.0
+        epoch = busiest = waiting = replaying = exchange = 0.0
         for batches in plan.windows:
-            loads = [0.0] * processes
+            loads, replays = [0.0] * processes, [0.0] * processes
             for index in batches:
                 for process in range(processes):
-                    loads[process] += train[index] if plan.owners[index] == process else replay[index]
+                    if plan.owners[index] == process:
+                        loads[process] += train[index]
+                    else:
+                        replays[process] += replay[index]
+            totals = [load + extra for load, extra in zip(loads, replays, strict=True)]
             active = plan.active(batches)
             chain = (len(active) - 1) * (hop + measured["add"] * len(batches) / len(active))
             tree = 0.0 if processes == 1 else broadcast * max(1, (processes - 1).bit_length())
-            compute += max(loads)
+            slowest = max(totals)
+            busiest += slowest
+            waiting += slowest - sum(loads) / processes - sum(replays) / processes
+            replaying += sum(replays) / processes
             exchange += chain + tree
-            epoch += max(loads) + chain + tree + measured["adam"]
+            epoch += slowest + chain + tree + measured["adam"]
         val_owners = BatchPlan.build(cycle(measured["costs"], val_batches), val_batches, processes).owners
         val_loads = [0.0] * processes
         for index, seconds in enumerate(validation):
@@ -242,9 +249,14 @@ def project(measured: dict, hop: float, broadcast: float, train_graphs: int, val
         epoch += max(val_loads)
         total = epoch * PRODUCTION["epochs"]
         single = single or total
-        print(f"  N={processes:>2}: {total / 3600:6.2f} h  ({epoch:6.2f} s/epoch; per epoch: compute "
-              f"{compute:6.2f} s, exchange {exchange:5.2f} s, validation {max(val_loads):5.2f} s)  "
-              f"speed-up {single / total:5.2f}x")
+        print(f"  N={processes:>2}: {total / 3600:6.2f} h  {single / total:5.2f}x  ({epoch:6.2f} s/epoch: training "
+              f"{busiest:6.2f} s, of which waiting for the slowest process {waiting:5.2f} s and replay "
+              f"{replaying:4.2f} s; exchange {exchange:4.2f} s; Adam {measured['adam'] * len(plan.windows):4.2f} s; "
+              f"validation {max(val_loads):5.2f} s)")
+    print(f"  scaling stops at N = accumulate_grad_batches = {window}: a window's batches are the unit of work, "
+          "so more processes would idle; before that, the losses are the wait for the process with the costliest "
+          "batches (one batch each at N = 32), the replay of every other batch's random draws, and the Adam step "
+          "and the exchange that every window adds; process start and graph loading (seconds, once) come on top")
 
 
 def main() -> None:
