@@ -88,7 +88,7 @@ def train_epoch(
             prediction = model(batch.x, batch.edge_index, batch.edge_attr, batch.batch)
             loss = F.mse_loss(prediction, batch.y.view(-1, 1))
             (loss / config.accumulate_grad_batches).backward()  # divided before backward, as the reference did
-            chain.after_backward(first_in_window=process == plan.active(window)[0])
+            chain.after_backward(first_process=process == plan.active(window)[0])
             losses[index] = loss.detach()
         else:
             replay_dropout(model, batch.edge_index.size(1), device)

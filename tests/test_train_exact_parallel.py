@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from torch_geometric.data import Batch
 
 from data.faults import FAULT_ENV
@@ -29,7 +31,7 @@ from tests.test_train_helpers import (
     run_train,
     write_labels,
 )
-from training.exact_parallel import BatchPlan, replay_dropout, split_by_cost
+from training.exact_parallel import BatchPlan, GradientChain, RandomStreamDiverged, replay_dropout, split_by_cost
 from training.synthetic_graphs import write_synthetic_set
 
 # Safety net only: a launch takes seconds; a hang would take this long to fail instead of forever.
@@ -213,3 +215,74 @@ def test_replay_draws_what_a_training_forward_draws(graph_set):
     torch.manual_seed(3)
     replay_dropout(model, batch.edge_index.size(1) - 1, torch.device("cpu"))  # one edge off: another stream
     assert not torch.equal(torch.get_rng_state(), after_forward)
+
+
+# Five batches' gradients for three parameters (the last never gets one, like conv3), with magnitudes from 1e-4
+# to 1e4 so that float32 sums in another order round differently.
+OWNERS = [0, 0, 1, 1, 2]
+
+
+def batch_gradients() -> list[list[torch.Tensor | None]]:
+    generator = torch.Generator().manual_seed(0)
+    scale = lambda shape: torch.exp(torch.randn(shape, generator=generator) * 4)  # noqa: E731
+    return [[torch.randn(6, 7, generator=generator) * scale((6, 7)), torch.randn(5, generator=generator) * scale(5),
+             None] for _ in OWNERS]  # fmt: skip
+
+
+def one_process_sum() -> list[torch.Tensor]:
+    """What autograd leaves in .grad after the five backward passes: the first stored, the rest added in place."""
+    total = [gradient.clone() for gradient in batch_gradients()[0][:2]]
+    for gradients in batch_gradients()[1:]:
+        for kept, gradient in zip(total, gradients[:2], strict=True):
+            kept += gradient
+    return total
+
+
+def _chain_worker(rank: int, port: int, diverging_rank: int, results) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    dist.init_process_group("gloo", rank=rank, world_size=3)
+    parameters = [torch.zeros(6, 7), torch.zeros(5), torch.zeros(2)]
+    chain = GradientChain(parameters, rank, 3, torch.device("cpu"))
+    torch.manual_seed(1)
+    for batch, gradients in enumerate(batch_gradients()):
+        if OWNERS[batch] != rank:
+            continue
+        for parameter, gradient in zip(parameters, gradients, strict=True):  # what a backward pass does
+            if gradient is not None:
+                parameter.grad = gradient.clone() if parameter.grad is None else parameter.grad.add_(gradient)
+        chain.after_backward(first_process=rank == 0)
+    if rank == diverging_rank:
+        torch.rand(1)  # one draw too many: this process's random stream is no longer the others'
+    try:
+        chain.finish_window(active=[0, 1, 2])
+        # As NumPy arrays: pickled by value (tensors would be shared through handles that die with this process).
+        results.put((rank, [None if p.grad is None else p.grad.numpy() for p in parameters]))
+    except RandomStreamDiverged as error:
+        results.put((rank, str(error)))
+    dist.destroy_process_group()
+
+
+def run_chain(diverging_rank: int) -> dict:
+    context = mp.get_context("spawn")
+    results = context.SimpleQueue()
+    mp.start_processes(_chain_worker, args=(free_port(), diverging_rank, results), nprocs=3, start_method="spawn")
+    return dict(results.get() for _ in range(3))
+
+
+def test_gradient_chain_sums_in_the_one_process_order():
+    expected = one_process_sum()
+    pairwise = [a + b for a, b in zip(*[[g1 + g2 for g1, g2 in zip(x[:2], y[:2], strict=True)] for x, y in
+                                         ((batch_gradients()[0], batch_gradients()[1]),
+                                          (batch_gradients()[2], batch_gradients()[3]))], strict=True)]
+    pairwise = [a + b for a, b in zip(pairwise, batch_gradients()[4][:2], strict=True)]
+    assert not all(torch.equal(a, b) for a, b in zip(pairwise, expected, strict=True))  # order matters here
+    for rank, gradients in run_chain(diverging_rank=-1).items():
+        for index in (0, 1):
+            assert torch.equal(torch.from_numpy(gradients[index]), expected[index]), (rank, index)
+        assert gradients[2] is None, rank  # no gradient stays None, never zeros
+
+
+def test_gradient_chain_stops_a_process_whose_random_stream_diverged():
+    results = run_chain(diverging_rank=1)
+    assert "random stream differs" in results[1]
+    assert not isinstance(results[0], str) and not isinstance(results[2], str)  # they match the sender, rank 2

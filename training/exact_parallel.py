@@ -122,10 +122,10 @@ class GradientChain:
         self.fingerprint_at = self.flags_at + len(parameters)
         self.kept: list[list[Tensor | None]] = []  # this process's per-batch gradients, when not first
 
-    def after_backward(self, first_in_window: bool) -> None:
+    def after_backward(self, first_process: bool) -> None:
         """After one batch's backward: the window's first process lets autograd accumulate; any other keeps
         this batch's gradient apart, to add it into the running sum in order."""
-        if not first_in_window:
+        if not first_process:
             self.kept.append([parameter.grad for parameter in self.parameters])
             for parameter in self.parameters:
                 parameter.grad = None
