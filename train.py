@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +36,14 @@ from training.batching import make_loader
 from training.best_checkpoints import best_copy_name
 from training.config import TrainConfig, add_config_arguments, resolve_config
 from training.determinism import apply_determinism_environment, configure_torch, isolated_rng, seed_everything
-from training.exact_parallel import BatchPlan, GradientChain, batch_costs, replay_dropout, sum_over_processes
+from training.exact_parallel import (
+    BatchPlan,
+    GradientChain,
+    ProcessLost,
+    batch_costs,
+    replay_dropout,
+    sum_over_processes,
+)
 from training.graph_sets import GraphSet, TrainingDataError, load_graph_sets
 from training.metrics import EpochMean
 from training.run_folder import EpochSummary, TrainingRun, prepare_save_dir, write_run_report
@@ -63,6 +73,20 @@ def sanity_check(model: torch.nn.Module, dataset, batch_size: int, steps: int, d
         for batch in itertools.islice(make_loader(dataset, batch_size), steps):
             batch = batch.to(device)
             model(batch.x, batch.edge_index, batch.edge_attr, batch.batch)
+
+
+def explain_termination(process: int) -> None:
+    """With several processes, the launcher ends the others with SIGTERM when one of them fails: say so, and how to
+    continue, instead of vanishing without a word (the launcher's report names the process that failed)."""
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        print(f"train.py (process {process}): stopped, because another process of the run ended (the launcher's "
+              "report names it). Run the same command with --resume to continue after the last finished epoch.",
+              file=sys.stderr, flush=True)  # fmt: skip
+        os._exit(128 + signum)  # no clean-up: it could wait on the process that is gone
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def train_epoch(
@@ -211,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
 
     exact = args.parallel == "exact"
     process, processes, device = accelerator.process_index, accelerator.num_processes, accelerator.device
+    if processes > 1:
+        explain_termination(process)
 
     # Seed, then build the network: its initial weights equal the reference's for the same seed.
     seed_everything(config.seed)
@@ -285,6 +311,11 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     try:
         main()
+    except ProcessLost as error:
+        raise SystemExit(
+            f"train.py: {error}: it died or was killed (the launcher's report names it). Run the same command "
+            "with --resume to continue after the last finished epoch."
+        ) from None
     except KeyboardInterrupt:
         raise SystemExit(
             "train.py: interrupted. Run the same command with --resume to continue after the last "

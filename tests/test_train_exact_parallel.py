@@ -175,6 +175,8 @@ def test_a_dying_process_ends_the_run_and_resume_continues_exactly(config_a, tmp
     )  # fmt: skip
     assert killed.returncode != 0
     assert "rank      : 1" in killed.stderr and "SIGKILL" in killed.stderr, killed.stderr[-3000:]
+    # Process 0 says why it stopped and what to do, whether it noticed first (a lost connection) or the launcher.
+    assert "another process of the run" in killed.stderr and "with --resume" in killed.stderr, killed.stderr[-3000:]
     assert load_checkpoint(save_dir / "topo_last.ckpt")["epoch"] == 1
     resumed = run_exact(2, *args, "--save_dir", save_dir, "--resume")
     assert "resuming after epoch 1" in resumed.stdout
@@ -238,51 +240,57 @@ def one_process_sum() -> list[torch.Tensor]:
     return total
 
 
-def _chain_worker(rank: int, port: int, diverging_rank: int, results) -> None:
+def _chain_worker(rank: int, port: int, results) -> None:
+    """Two windows of the same five batches: in the second, process 1 has drawn one random number too many."""
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     dist.init_process_group("gloo", rank=rank, world_size=3)
     parameters = [torch.zeros(6, 7), torch.zeros(5), torch.zeros(2)]
     chain = GradientChain(parameters, rank, 3, torch.device("cpu"))
     torch.manual_seed(1)
-    for batch, gradients in enumerate(batch_gradients()):
-        if OWNERS[batch] != rank:
-            continue
-        for parameter, gradient in zip(parameters, gradients, strict=True):  # what a backward pass does
-            if gradient is not None:
-                parameter.grad = gradient.clone() if parameter.grad is None else parameter.grad.add_(gradient)
-        chain.after_backward(first_process=rank == 0)
-    if rank == diverging_rank:
-        torch.rand(1)  # one draw too many: this process's random stream is no longer the others'
-    try:
-        chain.finish_window(active=[0, 1, 2])
-        # As NumPy arrays: pickled by value (tensors would be shared through handles that die with this process).
-        results.put((rank, [None if p.grad is None else p.grad.numpy() for p in parameters]))
-    except RandomStreamDiverged as error:
-        results.put((rank, str(error)))
+    for window in ("in order", "diverged"):
+        for batch, gradients in enumerate(batch_gradients()):
+            if OWNERS[batch] != rank:
+                continue
+            for parameter, gradient in zip(parameters, gradients, strict=True):  # what a backward pass does
+                if gradient is not None:
+                    parameter.grad = gradient.clone() if parameter.grad is None else parameter.grad.add_(gradient)
+            chain.after_backward(first_process=rank == 0)
+        if window == "diverged" and rank == 1:
+            torch.rand(1)  # one draw too many: this process's random stream is no longer the others'
+        try:
+            chain.finish_window(active=[0, 1, 2])
+            # As NumPy arrays: pickled by value (tensors would be shared through handles that die with this process).
+            results.put((window, rank, [None if p.grad is None else p.grad.numpy().copy() for p in parameters]))
+        except RandomStreamDiverged as error:
+            results.put((window, rank, str(error)))
+        for parameter in parameters:
+            parameter.grad = None
     dist.destroy_process_group()
 
 
-def run_chain(diverging_rank: int) -> dict:
+@pytest.fixture(scope="module")
+def chain_results() -> dict:
+    """{(window, process): the gradients after finish_window, or the divergence message} from 3 gloo processes."""
     context = mp.get_context("spawn")
     results = context.SimpleQueue()
-    mp.start_processes(_chain_worker, args=(free_port(), diverging_rank, results), nprocs=3, start_method="spawn")
-    return dict(results.get() for _ in range(3))
+    mp.start_processes(_chain_worker, args=(free_port(), results), nprocs=3, start_method="spawn")
+    return {(window, rank): value for window, rank, value in (results.get() for _ in range(6))}
 
 
-def test_gradient_chain_sums_in_the_one_process_order():
+def test_gradient_chain_sums_in_the_one_process_order(chain_results):
     expected = one_process_sum()
-    pairwise = [a + b for a, b in zip(*[[g1 + g2 for g1, g2 in zip(x[:2], y[:2], strict=True)] for x, y in
-                                         ((batch_gradients()[0], batch_gradients()[1]),
-                                          (batch_gradients()[2], batch_gradients()[3]))], strict=True)]
-    pairwise = [a + b for a, b in zip(pairwise, batch_gradients()[4][:2], strict=True)]
-    assert not all(torch.equal(a, b) for a, b in zip(pairwise, expected, strict=True))  # order matters here
-    for rank, gradients in run_chain(diverging_rank=-1).items():
+    gradients = batch_gradients()
+    per_parameter = zip(*[batch[:2] for batch in gradients], strict=True)
+    pairwise = [(g0 + g1) + ((g2 + g3) + g4) for g0, g1, g2, g3, g4 in per_parameter]  # a tree, as all-reduce sums
+    assert not all(torch.equal(a, b) for a, b in zip(pairwise, expected, strict=True))  # the order matters here
+    for rank in range(3):
+        result = chain_results[("in order", rank)]
         for index in (0, 1):
-            assert torch.equal(torch.from_numpy(gradients[index]), expected[index]), (rank, index)
-        assert gradients[2] is None, rank  # no gradient stays None, never zeros
+            assert torch.equal(torch.from_numpy(result[index]), expected[index]), (rank, index)
+        assert result[2] is None, rank  # a parameter without gradient stays without, never zeros
 
 
-def test_gradient_chain_stops_a_process_whose_random_stream_diverged():
-    results = run_chain(diverging_rank=1)
-    assert "random stream differs" in results[1]
-    assert not isinstance(results[0], str) and not isinstance(results[2], str)  # they match the sender, rank 2
+def test_gradient_chain_stops_a_process_whose_random_stream_diverged(chain_results):
+    assert "random stream differs" in chain_results[("diverged", 1)]
+    # The others match the sender (process 2, the last of the chain) and carry on.
+    assert not isinstance(chain_results[("diverged", 0)], str) and not isinstance(chain_results[("diverged", 2)], str)

@@ -22,6 +22,8 @@ With one process nothing is exchanged: the loop is the plain one-process loop.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -103,7 +105,24 @@ def rng_fingerprint() -> list[float]:
 
 
 class RandomStreamDiverged(RuntimeError):
-    pass
+    """This process's random stream is no longer the one-process run's: training on would change the numbers."""
+
+
+class ProcessLost(RuntimeError):
+    """Another process of the run is gone (it died or was killed), found while exchanging with it."""
+
+
+@contextmanager
+def other_processes_alive(process: int) -> Iterator[None]:
+    """Turn the communication backend's error about a vanished peer (gloo: "Connection closed by peer") into
+    ProcessLost, which train.py reports in one line instead of a traceback."""
+    try:
+        yield
+    except RandomStreamDiverged:
+        raise
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ProcessLost(f"process {process} lost contact with another process of the run ({first_line})") from None
 
 
 class GradientChain:
@@ -134,6 +153,10 @@ class GradientChain:
         """Leave every process's `.grad` equal to the one-process run's accumulated gradient for the window."""
         if self.processes == 1:
             return
+        with other_processes_alive(self.process):
+            self._exchange(active)
+
+    def _exchange(self, active: list[int]) -> None:
         buffer = torch.zeros(self.fingerprint_at + FINGERPRINT_SLOTS, dtype=torch.float32, device=self.device)
         last = active[-1]
         if self.process in active:
@@ -187,5 +210,6 @@ def sum_over_processes(values: Tensor, processes: int) -> Tensor:
     """Element-wise sum over processes of vectors in which each entry is non-zero on at most one process
     (per-batch values filled in by the batch's owner): exact, whatever the summation order."""
     if processes > 1:
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        with other_processes_alive(dist.get_rank()):
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
