@@ -2,14 +2,14 @@
 # Exact training on a GPU machine (issue 14), one prepared run: the generated small run twice on one GPU (must be
 # bit-identical to itself), exact-parallel with 2 processes against 1 where the machine allows it (NCCL needs one
 # GPU per process), the CPU-vs-GPU difference of the final weights, and epochs per second on the GPU and the CPU.
-#   bash bench/gpu_check.sh [WORK_DIR]        (about 2-4 minutes; needs no network)
+#   bash bench/gpu_check.sh [WORK_DIR]        (about 2-4 minutes; needs no network; GRAPHS=400 by default)
 set -u
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}; [ -x "$python" ] || python=python3
 work=${1:-${OUT:-/tmp}/gpu_check}
 mkdir -p "$work"
 export TQDM_DISABLE=1
-"$python" -m training.synthetic_graphs "$work/set" --count 400 --num_epochs 3 --overwrite > /dev/null
+"$python" -m training.synthetic_graphs "$work/set" --count "${GRAPHS:-400}" --num_epochs 3 --overwrite > /dev/null
 common=(--config "$work/set/config.yaml" --batch_size 16 --accumulate_grad_batches 5)
 "$python" -c "import torch; print('GPUs:', [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])"
 for name in gpu_a gpu_b; do "$python" train.py "${common[@]}" --save_dir "$work/$name" --overwrite | tail -1; done
