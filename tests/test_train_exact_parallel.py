@@ -123,13 +123,14 @@ def config_b(graph_set, tmp_path_factory) -> tuple[list, Path]:
     return args, folder / "one"
 
 
-def test_one_process_equals_lightning(graph_set, config_a, tmp_path):
+@pytest.mark.parametrize("config, settings", [("config_a", SETTINGS_A), ("config_b", SETTINGS_B)])
+def test_one_process_equals_lightning(graph_set, config, settings, request, tmp_path):
     """The oracle the parallel runs are held to is itself Lightning's run, bit for bit."""
-    graph_dir, names = graph_set
-    _, one = config_a
+    graph_dir, _ = graph_set
+    _, one = request.getfixturevalue(config)
     run_lightning(
         tmp_path / "lightning", graph_dir=graph_dir, train_label_file=one.parent / "train.csv",
-        val_label_file=one.parent / "val.csv", **SETTINGS_A,
+        val_label_file=one.parent / "val.csv", **settings,
     )  # fmt: skip
     assert_same_run(one, tmp_path / "lightning", tmp_path / "lightning" / "logs" / "version_0" / "metrics.csv")
 
