@@ -12,7 +12,10 @@ the float32 sum g1 + g2 + ... + gK in batch order (autograd stores the first and
   batch's gradient apart; the running sum travels along the processes in order and each adds its batches one
   at a time, in place; the last broadcasts the sum, and every process takes the same Adam step
   (`GradientChain.finish_window`). An all-reduce (what DDP does) would sum in another order;
-- parameters that get no gradient (conv3, never used in forward) keep `.grad = None`, as in one process;
+- each batch's loss is divided by accumulate_grad_batches before its backward pass, as in one process (dividing
+  the summed gradient afterwards rounds differently unless the divisor is a power of two);
+- parameters that get no gradient (conv3, never used in forward) keep `.grad = None`, as in one process; a
+  process without a batch in a window (windows shorter than N) is left out of the chain, not sent zeros;
 - the broadcast carries a fingerprint of the sender's random-generator state: a process whose stream went
   astray stops the run instead of training on silently different numbers.
 
