@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--labels", help="CSV with MODEL and DockQ columns (and optionally a target column): "
                         "also evaluate the ranking")
     parser.add_argument("--target_column", default="target", help="target column name in --labels (default: target)")
+    parser.add_argument("--report", action="store_true", help="also write report.html (pictures of the ranking)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing result files")
     return parser.parse_args(argv)
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         fail(str(error))
     result_folder = Path(args.result_folder)
-    outputs = OUTPUT_FILES + (("evaluation.csv",) if args.labels else ())
+    outputs = OUTPUT_FILES + (("evaluation.csv",) if args.labels else ()) + (("report.html",) if args.report else ())
     existing = [result_folder / name for name in outputs if (result_folder / name).exists()]
     if existing and not args.overwrite:
         fail(f"{existing[0]} already exists; pass --overwrite to replace it, or choose another --result_folder")
@@ -229,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
             header = ["TARGET", "MODELS", "PEARSON", "SPEARMAN", "MSE", "TOP1_LOSS", "TOP1_HIT", "TOP5_HIT"]
             write_csv(result_folder / "evaluation.csv", header, rows, overwrite=True)
             print("\n".join(evaluation.summary_lines()))
+    if args.report:
+        from model.report import write_report  # matplotlib: imported only for a report
+
+        write_report(result_folder / "report.html", names, predictions, labels, skipped, overwrite=True)
+        print(f"report: {result_folder / 'report.html'}")
     return 0 if graphs else 1
 
 

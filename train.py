@@ -35,6 +35,7 @@ from model.topoqa import TopoQA
 from training.batching import make_loader
 from training.best_checkpoints import best_copy_name
 from training.config import TrainConfig, add_config_arguments, resolve_config
+from training.curves import write_curves
 from training.determinism import apply_determinism_environment, configure_torch, isolated_rng, seed_everything
 from training.exact_parallel import (
     BatchPlan,
@@ -293,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
         summary = EpochSummary(epoch, optimizer_steps, train_value, val_value, train_seconds,
                                time.perf_counter() - started)
         run.save_epoch(summary, accelerator, model, optimizer, batches=(len(train_loader), len(val_loader)))
+        if accelerator.is_main_process:
+            write_curves(save_dir)  # curves.png, from the metrics.csv just written
         fault_point("epoch-saved", f"epoch={epoch}")  # tests kill the run here, never at a random moment
         accelerator.print(
             f"epoch {epoch + 1}/{config.num_epochs}  train_mse {train_value:.6f}  val_loss {val_value:.6f}  "

@@ -31,7 +31,9 @@ from training.metrics import METRICS_COLUMNS, metrics_rows
 RESUME_KEY = "topoqa_resume"  # extra top-level entry of topo_last.ckpt; Lightning ignores it
 RESUME_FORMAT_VERSION = 1
 TIMING_COLUMNS = ["epoch", "train_seconds", "val_seconds", "epoch_seconds"]
-OUTPUT_PATTERNS = ("topo_*.ckpt", "topo_*.safetensors", "metrics.csv", "timings.csv", "config.yaml", "environment.json")
+OUTPUT_PATTERNS = (
+    "topo_*.ckpt", "topo_*.safetensors", "metrics.csv", "timings.csv", "config.yaml", "environment.json", "curves.png",
+)
 
 
 def earlier_outputs(save_dir: Path) -> list[Path]:
