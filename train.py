@@ -41,6 +41,7 @@ from training.exact_parallel import (
     BatchPlan,
     GradientChain,
     ProcessLost,
+    RandomStreamDiverged,
     batch_costs,
     replay_dropout,
     sum_over_processes,
@@ -319,6 +320,8 @@ if __name__ == "__main__":
             f"train.py: {error}: it died or was killed (the launcher's report names it). Run the same command "
             "with --resume to continue after the last finished epoch."
         ) from None
+    except RandomStreamDiverged as error:
+        raise SystemExit(f"train.py: stopped: {error}. The epochs saved so far are exact.") from None
     except KeyboardInterrupt:
         raise SystemExit(
             "train.py: interrupted. Run the same command with --resume to continue after the last "
