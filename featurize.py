@@ -1,6 +1,6 @@
-"""Featurise a folder of PDB complexes into TopoQA graph files (`<MODEL>.pt`), e.g. a training set.
+"""Featurise a folder of complexes (PDB or mmCIF) into TopoQA graph files (`<MODEL>.pt`), e.g. a training set.
 
-    python featurize.py --complex_folder DIR --out_dir DIR [--labels CSV] [--geometry xyy|xyz]
+    python featurize.py --complex_folder DIR --out_dir DIR [--recursive] [--labels CSV] [--geometry xyy|xyz]
                         [--jobs N] [--cache_dir DIR] [--overwrite]
 """
 
@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 from data.edges import GEOMETRIES, GEOMETRY_XYY
-from data.featurize import complex_name, featurize_many, find_complexes
+from data.featurize import featurize_many
 from data.files import write_csv
 from data.graph_cache import CACHE_ENV, default_cache_dir
+from data.inputs import STRUCTURE_SUFFIXES, complex_inputs
 from data.labels import LabelFileError, read_labels
 from data.topology import alpha_precision
 from data.workers import exit_on_interrupt, interrupts_deferred
@@ -21,9 +22,12 @@ from data.workers import exit_on_interrupt, interrupts_deferred
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python featurize.py", description="Featurise a folder of PDB complexes into TopoQA graph files."
+        prog="python featurize.py", description="Featurise a folder of complexes into TopoQA graph files."
     )
-    parser.add_argument("--complex_folder", required=True, help="folder of .pdb / .pdb.gz / .ent files")
+    parser.add_argument("--complex_folder", required=True, help="folder of PDB or mmCIF files (.pdb, .ent, .cif, "
+                        ".mmcif, each optionally .gz)")
+    parser.add_argument("--recursive", action="store_true", help="also the structures in subfolders, named by their "
+                        "path relative to the folder (graph files go to the same subfolders of --out_dir)")
     parser.add_argument("--out_dir", required=True, help="where <MODEL>.pt graph files and skipped.csv go")
     parser.add_argument("--labels", help="CSV with MODEL and a DockQ column: attaches y (float32 [1]) to each graph")
     parser.add_argument("--label_column", default="dockq", help="label column in --labels (case-insensitive)")
@@ -53,14 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         except LabelFileError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    skipped: list[tuple[str, str]] = []
-    todo, seen = [], set()
-    for path in find_complexes(folder):
-        name = complex_name(path)
-        if name in seen:
-            skipped.append((name, f"duplicate name: {path.name} (another file has the same MODEL name)"))
-            continue
-        seen.add(name)
+    inputs, names, skipped = complex_inputs(folder, recursive=args.recursive)
+    todo, todo_names = [], []
+    for path, name in zip(inputs, names, strict=True):
         if (out_dir / f"{name}.pt").exists() and not args.overwrite:
             skipped.append((name, f"{out_dir / (name + '.pt')} already exists (pass --overwrite to replace it)"))
             continue
@@ -68,12 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append((name, f"no label in {args.labels}"))
             continue
         todo.append(path)
-    if not todo and not skipped:
-        print(f"error: no PDB files (.pdb, .pdb.gz, .ent) in {folder}", file=sys.stderr)
+        todo_names.append(name)
+    if not inputs:
+        print(f"error: no structure files ({', '.join(STRUCTURE_SUFFIXES)}) in {folder}", file=sys.stderr)
         return 1
 
     cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    results = featurize_many(todo, geometry=args.geometry, jobs=args.jobs, cache_dir=cache_dir)
+    results = featurize_many(todo, geometry=args.geometry, jobs=args.jobs, cache_dir=cache_dir, names=todo_names)
     # torch only now: the featurisation workers are forked from this process and must not inherit its threads.
     with interrupts_deferred():  # a Ctrl-C during torch's import would be lost
         import torch

@@ -21,9 +21,10 @@ from pathlib import Path
 # Only light imports up to the point where featurisation starts: its worker processes are forked from this one
 # and never need torch. torch and the network are imported while they work (see main()).
 from data.edges import GEOMETRY_XYY
-from data.featurize import PDB_SUFFIXES, FeaturizeJobs, complex_name, featurize_many
+from data.featurize import FeaturizeJobs, featurize_many
 from data.files import write_csv
 from data.graph_cache import CACHE_ENV, default_cache_dir
+from data.inputs import STRUCTURE_SUFFIXES, complex_inputs
 from data.labels import LabelFileError, read_labels
 from data.topology import alpha_precision
 from data.workers import exit_on_interrupt, interrupts_deferred
@@ -34,7 +35,10 @@ OUTPUT_FILES = ("result.csv", "ranking.csv", "skipped.csv")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--complex_folder", required=True, help="folder of PDB files (.pdb, .pdb.gz, .ent)")
+    parser.add_argument("-c", "--complex_folder", required=True, help="folder of structures: PDB or mmCIF files "
+                        "(.pdb, .ent, .cif, .mmcif, each optionally .gz)")
+    parser.add_argument("--recursive", action="store_true", help="also score the structures in subfolders, each "
+                        "named by its path relative to the folder (e.g. job/seed-1_sample-0/model)")
     parser.add_argument("-w", "--work_dir", help="keep the intermediate graph files (<MODEL>.pt) here")
     parser.add_argument("-r", "--result_folder", default=".", help="where result.csv goes (default: current folder)")
     parser.add_argument("--checkpoint", help="`.ckpt` or `.safetensors` (default: $TOPOQA_CHECKPOINT, else the "
@@ -51,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--labels", help="CSV with MODEL and DockQ columns (and optionally a target column): "
                         "also evaluate the ranking")
     parser.add_argument("--target_column", default="target", help="target column name in --labels (default: target)")
+    parser.add_argument("--report", action="store_true", help="also write report.html (pictures of the ranking)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing result files")
     return parser.parse_args(argv)
 
@@ -68,24 +73,6 @@ def require_writable_folder(folder: Path, flag: str) -> None:
         probe.close()
     except OSError as error:
         fail(f"{folder}: cannot write the {flag} ({error.strerror or error})")
-
-
-def complex_inputs(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """PDB files to score, in name order, and (name, reason) for every other file found."""
-    inputs, skipped, seen = [], [], {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
-            continue
-        if not path.is_file():
-            skipped.append((path.name, "not a regular file"))
-        elif not path.name.lower().endswith(PDB_SUFFIXES):
-            skipped.append((path.name, f"not a PDB file (expected one of {', '.join(PDB_SUFFIXES)})"))
-        elif complex_name(path) in seen:
-            skipped.append((path.name, f"duplicate model name {complex_name(path)} (also {seen[complex_name(path)]})"))
-        else:
-            seen[complex_name(path)] = path.name
-            inputs.append(path)
-    return inputs, skipped
 
 
 def read_label_table(path: Path, target_column: str) -> dict[str, tuple[float, str]]:
@@ -111,17 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         fail(str(error))
     result_folder = Path(args.result_folder)
-    outputs = OUTPUT_FILES + (("evaluation.csv",) if args.labels else ())
+    outputs = OUTPUT_FILES + (("evaluation.csv",) if args.labels else ()) + (("report.html",) if args.report else ())
     existing = [result_folder / name for name in outputs if (result_folder / name).exists()]
     if existing and not args.overwrite:
         fail(f"{existing[0]} already exists; pass --overwrite to replace it, or choose another --result_folder")
     labels = read_label_table(Path(args.labels), args.target_column) if args.labels else None
 
-    inputs, skipped = complex_inputs(folder)
+    inputs, names, skipped = complex_inputs(folder, recursive=args.recursive)
     if not inputs:
-        fail(f"{folder}: no PDB files found (looked for {', '.join(PDB_SUFFIXES)})")
+        fail(f"{folder}: no structure files found (looked for {', '.join(STRUCTURE_SUFFIXES)})")
     if args.work_dir and not args.overwrite:
-        kept = [Path(args.work_dir) / f"{complex_name(path)}.pt" for path in inputs]
+        kept = [Path(args.work_dir) / f"{name}.pt" for name in names]
         clashes = [path for path in kept if path.exists()]
         if clashes:
             fail(f"{clashes[0]} already exists ({len(clashes)} graph file(s) in --work_dir would be replaced); "
@@ -141,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     require_writable_folder(result_folder, "--result_folder")
     if args.work_dir:
         require_writable_folder(Path(args.work_dir), "--work_dir")
-    featurisation = FeaturizeJobs(inputs, geometry=geometry, jobs=args.jobs, cache_dir=cache_dir, background=True)
+    featurisation = FeaturizeJobs(inputs, geometry=geometry, jobs=args.jobs, cache_dir=cache_dir, background=True,
+                                  names=names)
 
     # While the workers featurise: the heavy imports (several seconds of CPU) and the checkpoint.
     with interrupts_deferred():  # a Ctrl-C during torch's import would be lost
@@ -172,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     results = featurisation.results(progress=True)
     wanted_geometry = args.geometry or trained_geometry
     if wanted_geometry != geometry:
-        results = featurize_many(inputs, geometry=wanted_geometry, jobs=args.jobs, cache_dir=cache_dir, progress=True)
+        results = featurize_many(inputs, geometry=wanted_geometry, jobs=args.jobs, cache_dir=cache_dir, progress=True,
+                                 names=names)
 
     # The featurizer's NumPy arrays go straight into the network: no PyG import (seconds) unless files are kept.
     graphs = [result.arrays for result in results if result.arrays is not None]
@@ -229,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
             header = ["TARGET", "MODELS", "PEARSON", "SPEARMAN", "MSE", "TOP1_LOSS", "TOP1_HIT", "TOP5_HIT"]
             write_csv(result_folder / "evaluation.csv", header, rows, overwrite=True)
             print("\n".join(evaluation.summary_lines()))
+    if args.report:
+        from model.report import write_report  # matplotlib: imported only for a report
+
+        write_report(result_folder / "report.html", names, predictions, labels, skipped, overwrite=True)
+        print(f"report: {result_folder / 'report.html'}")
     return 0 if graphs else 1
 
 

@@ -30,11 +30,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Functions that `data.featurize.featurize_stages` calls, in call order: each is timed where it is called.
 STAGES = (
-    ("read_first_model_text", "read the file"),
-    ("parse_structure", "parse atoms"),
+    ("read_structure", "read and parse the file"),
+    ("read_first_model_text", "read the file"),  # older checkouts
+    ("parse_structure", "parse atoms"),  # older checkouts
+    ("require_protein_chains", "check the chains"),
     ("interface_residues", "interface residues"),
     ("residues_within_reach", "residues within reach"),
     ("DsspRun", "start mkdssp (writes its input)"),
+    ("topology_atoms", "atoms near the interface"),
     ("topology_table", "topology (mkdssp beside it)"),
     ("DsspRun.result", "wait for mkdssp"),
     ("node_table", "node table"),
@@ -130,23 +133,20 @@ def identical(a: dict, b: dict) -> list[str]:
 def time_mkdssp_inputs(assembly: Path, scratch: Path) -> None:
     """mkdssp alone, wall seconds, CPU seconds and peak RSS, on each input it can be given for `assembly`."""
     from data.dssp import MKDSSP, dssp_input_text, residues_within_reach
-    from data.dssp_mmcif import dssp_mmcif_text
+    from data.dssp_mmcif import dssp_copy
     from data.interface import interface_residues
-    from data.structure import parse_structure, read_first_model_text
+    from data.structure import read_first_model_text, read_structure
 
-    text = read_first_model_text(assembly)
-    structure = parse_structure(text)
+    structure = read_structure(assembly)
     reach = residues_within_reach(structure, interface_residues(structure))
     inputs = {
-        "PDB copy (mkdssp converts it)": ("input.pdb", dssp_input_text(text)),
-        "minimal mmCIF, all atoms": ("full.cif", dssp_mmcif_text(text)),
-        f"minimal mmCIF, backbone beyond reach ({len(reach)} whole)": ("reach.cif", dssp_mmcif_text(text, reach)),
+        "PDB copy (mkdssp converts it; the older route)":
+            ("input.pdb", dssp_input_text(read_first_model_text(assembly))),
+        "minimal mmCIF, all atoms": ("full.cif", dssp_copy(structure).text),
+        f"minimal mmCIF, backbone beyond reach ({len(reach)} whole)": ("reach.cif", dssp_copy(structure, reach).text),
     }
     print(f"\nmkdssp alone on the assembly ({len(structure.residue_seq):,} residues):")
     for label, (name, content) in inputs.items():
-        if content is None:
-            print(f"  {label}: not written (input not in plain form)")
-            continue
         source = scratch / name
         source.write_text(content)
         started = time.perf_counter()
@@ -202,6 +202,8 @@ def main() -> None:
         header = "".join(f" {name + ' s':>12s} {'CPU s':>6s} {'peak MB':>8s}" for name in names)
         print(f"{'stage':34s}{header}")
         for _, label in STAGES:
+            if not any(label in stages[name]["timings"] for name in names):
+                continue  # a function neither checkout has
             cells = ""
             for name in names:
                 seconds, peak, cpu = stages[name]["timings"].get(label, [float("nan")] * 3)

@@ -1,10 +1,11 @@
 """Secondary structure, accessibility and backbone angles from `mkdssp`, read as Biopython's DSSP wrapper reads them.
 
-mkdssp 4.x rejects PDB files without a HEADER line and misreads MODEL records, so it runs on a temporary copy
-with HEADER/CRYST1 added and the first model's MODEL/ENDMDL lines removed; the user's file is never touched.
-Input in the plain form that `data.dssp_mmcif` covers goes to mkdssp as a minimal mmCIF copy instead, which
-gives the same residue lines in about half the time. mkdssp runs in the background (`DsspRun`) while the
-caller computes the topology.
+mkdssp always reads a minimal mmCIF copy written from the parsed structure (`data.dssp_mmcif`), never the
+user's file or its text: formatting (header records, bare TER lines, blank chain ids, chain counts, residue
+numbers past 9999, PDB or mmCIF) cannot change what it computes. Its classic output (integer accessibility,
+as the reference read it) is mapped back to the structure's residues. mkdssp runs in the background
+(`DsspRun`) while the caller computes the topology. `dssp_input_text` is the PDB copy the reference gave
+mkdssp: the tests' and benchmarks' oracle, not used by the featurisation.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import sys
 import tempfile
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from Bio.Data.PDBData import residue_sasa_scales
 from Bio.PDB.kdtrees import KDTree
 
-from data.dssp_mmcif import dssp_mmcif_text, is_water
+from data.dssp_mmcif import WATERS, dssp_copy
 from data.interface import KDTREE_BUCKET_SIZE
 from data.structure import ComplexStructure, UnscorableComplex
 
@@ -54,10 +55,14 @@ class DsspResidue:
     psi: float
 
 
+def is_water(line: str) -> bool:
+    return line.startswith("HETATM") and line[17:20].strip() in WATERS
+
+
 def dssp_input_text(pdb_text: str) -> str:
-    """The copy mkdssp gets: a HEADER first, a CRYST1 line where the format puts it (after the other header
-    records, before ORIGX/SCALE/MTRIX and the coordinates: mkdssp rejects a REMARK after it), no waters, the
-    rest unchanged (already the first model).
+    """The PDB copy the reference's route gave mkdssp: a HEADER first, a CRYST1 line where the format puts it
+    (after the other header records, before ORIGX/SCALE/MTRIX and the coordinates: mkdssp rejects a REMARK
+    after it), no waters, the rest unchanged (already the first model).
 
     DSSP never reads waters (its residue lines are the same without them), but mkdssp's PDB conversion can run
     away on them: 14 GB and killed after 87 s for 73 waters in a chain of their own, no end in 120 s for one
@@ -82,6 +87,13 @@ def residues_within_reach(structure: ComplexStructure, residues: np.ndarray) -> 
     centres = np.add.reduceat(structure.atom_xyz.astype(np.float64), starts) / (stops - starts)[:, None]
     offsets = structure.atom_xyz - np.repeat(centres, stops - starts, axis=0)
     radii = np.maximum.reduceat(np.sqrt(np.einsum("ij,ij->i", offsets, offsets)), starts)
+    if structure.atom_alternates:
+        # mkdssp's copy holds every conformer (data.dssp_mmcif): a residue reaches as far as its farthest one.
+        atom_residue = np.repeat(np.arange(len(starts)), stops - starts)
+        for atom in structure.atom_alternates:
+            residue = atom_residue[atom]
+            xyz = np.asarray([conformer[1:4] for conformer in structure.atom_alternates[atom]], dtype=np.float64)
+            radii[residue] = max(radii[residue], float(np.linalg.norm(xyz - centres[residue], axis=1).max()))
     tree = KDTree(np.ascontiguousarray(centres), KDTREE_BUCKET_SIZE)
     search = ACCESSIBILITY_REACH + radii.max()
     kept = set(residues.tolist())
@@ -177,24 +189,22 @@ def dies_with_this_process():
 class DsspRun:
     """mkdssp on a temporary copy, started in the background; `result()` waits and parses."""
 
-    def __init__(self, pdb_text: str, whole_residues: set[tuple[str, int, str]] | None = None):
-        """`whole_residues`: see `dssp_mmcif_text` (the residues whose accessibility is read, and their
-        surroundings); all residues stay whole when None or when the input takes the PDB route."""
+    def __init__(self, structure: ComplexStructure, whole_residues: set[tuple[str, int, str]] | None = None):
+        """`whole_residues`: see `dssp_copy` (the residues whose accessibility is read, and their surroundings);
+        all residues stay whole when None."""
         self._process = None
         self._folder = None
+        self._structure = structure
         if not mkdssp_available():
             return  # reported by result(), so that the input's own problems are reported first
         self._folder = tempfile.mkdtemp(prefix="topoqa-dssp-")
         _running.add(self)
         self._output = Path(self._folder) / "output.dssp"
         self._errors = Path(self._folder) / "errors.txt"
-        mmcif_text = dssp_mmcif_text(pdb_text, whole_residues)
-        if mmcif_text is not None:
-            source = Path(self._folder) / "input.cif"
-            source.write_text(mmcif_text)
-        else:
-            source = Path(self._folder) / "input.pdb"
-            source.write_text(dssp_input_text(pdb_text))
+        copy = dssp_copy(structure, whole_residues)
+        self._residue_index = copy.residue_index
+        source = Path(self._folder) / "input.cif"
+        source.write_text(copy.text)
         # stderr goes to a file: a chatty mkdssp must never stall on a full pipe while we compute.
         with open(self._errors, "wb") as errors:
             self._process = subprocess.Popen(
@@ -215,14 +225,29 @@ class DsspRun:
                 raise UnscorableComplex(reason, lasting=False) from None
             text = self._output.read_text() if self._output.exists() else ""
             residues = parse_dssp_output(text) if text.strip() else []
-            if self._process.returncode != 0 or not residues:
+            if self._process.returncode == 0 and not residues:
+                raise UnscorableComplex("DSSP found no residue it could read (each needs the backbone atoms N, CA, "
+                                        "C and O)")
+            if self._process.returncode != 0:
                 errors = self._errors.read_text(errors="replace") if self._errors.exists() else ""
                 message = " ".join(errors.split()) or f"exit status {self._process.returncode}, no residues"
                 killed = self._process.returncode < 0  # by a signal: out of memory, say, not the file's fault
                 raise UnscorableComplex(f"mkdssp failed: {message[:300]}", lasting=not killed)
-            return residues
+            return self._in_structure(residues)
         finally:
             self.close()
+
+    def _in_structure(self, residues: list[DsspResidue]) -> list[DsspResidue]:
+        """The output's residues under the structure's own chain, number and insertion code."""
+        structure = self._structure
+        named = []
+        for entry in residues:
+            index = self._residue_index.get((entry.chain, entry.seq))
+            if index is None:
+                continue  # not one of ours: cannot happen with mkdssp 4's classic output, never a crash
+            named.append(replace(entry, chain=structure.residue_chain[index], seq=int(structure.residue_seq[index]),
+                                 icode=structure.residue_icode[index]))
+        return named
 
     def close(self) -> None:
         """Kill mkdssp if it still runs and remove the temporary copy.

@@ -1,30 +1,34 @@
-"""The input mkdssp reads fastest: a minimal mmCIF copy of a plain PDB complex.
+"""What mkdssp reads: a minimal mmCIF copy of the structure, written by the project whatever the input looked like.
 
-mkdssp 4.x converts a PDB file to mmCIF before it computes anything, and that conversion is most of its time
-(bench/RESULTS.md has the measurements). DSSP itself reads
-only two categories: the polymer residues (`pdbx_poly_seq_scheme`) and their atoms (`atom_site`). For input in
-the plain form docking tools and AlphaFold write, this module writes those two categories the way mkdssp's own
-conversion fills them, so the residue lines it prints are byte-identical (tested on every input the tests
-use). Anything else gets None, and mkdssp reads the PDB copy as before: SEQRES or DBREF, ligands or modified
-residues, alternate locations, non-standard residue names, hydrogens without an element column, a chain or
-residue in pieces, records not known to be harmless, a non-coordinate record between atoms (mkdssp's reader
-stops there), non-ASCII text.
+mkdssp 4.x reads PDB text with a reader of its own (it rejects some header records, loses the atom after a bare
+`TER`, refuses blank chain ids and more than 62 chains, stops at records between atoms) and converts it to
+mmCIF before it computes anything, which is most of its time (bench/RESULTS.md). DSSP itself reads only two
+categories: the polymer residues (`pdbx_poly_seq_scheme`) and their atoms (`atom_site`). This module writes
+those two from the parsed structure (`data.structure`), so the input's formatting never reaches mkdssp: a PDB
+file and its mmCIF form, or a file and its atoms-only copy, give mkdssp the same bytes.
+
+What goes in: the amino acids, i.e. residues of ATOM records with a CA atom, and HETATM residues with the N,
+CA and C of one (modified residues: mkdssp's own conversion keeps them in their chains too), with their atoms
+except hydrogens off the backbone (DSSP skips them). Ligands, ions, nucleic acids, glycans and waters stay out:
+DSSP never reads them (its values on 1HVR with and without its inhibitor are the same). An atom with alternate
+locations goes in with every conformer, as mkdssp read them from the PDB file (`atom_conformers`).
+Each chain gets a one-character author id and residues are numbered 1, 2, ... per id, so that the classic
+DSSP output (one character for the chain, 4 digits for the number) holds any number of chains and residues:
+`DsspCopy.residue_index` maps its (chain, number) back to the structure's residues.
 """
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 
-STANDARD_RESIDUES = frozenset(
-    "ALA ARG ASN ASP CYS GLN GLU GLY HIS ILE LEU LYS MET PHE PRO SER THR TRP TYR VAL".split()
-)
+import numpy as np
+
+from data.structure import ComplexStructure
+
 WATERS = frozenset({"HOH", "WAT", "DOD"})
-# Records checked to leave mkdssp's conversion unchanged (others, DBREF and SEQRES among them, change how it
-# orders or numbers residues: those files keep the PDB route).
-KNOWN_HARMLESS_RECORDS = frozenset(
-    "ATOM HETATM TER END ENDMDL MODEL HEADER CRYST1 ORIGX1 ORIGX2 ORIGX3 SCALE1 SCALE2 SCALE3 REMARK TITLE "
-    "COMPND SOURCE KEYWDS EXPDTA AUTHOR REVDAT JRNL SEQADV HELIX SHEET CISPEP CONECT FORMUL MASTER".split()
-)
+BACKBONE_ATOMS = frozenset({"N", "CA", "C", "O"})
+# One-character author chain ids of the copy, cycled through: consecutive chains never share one.
+CHAIN_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 ATOM_SITE_COLUMNS = (
     "group_PDB id type_symbol label_atom_id label_alt_id label_comp_id label_asym_id label_entity_id "
     "label_seq_id pdbx_PDB_ins_code Cartn_x Cartn_y Cartn_z occupancy B_iso_or_equiv pdbx_formal_charge "
@@ -36,144 +40,127 @@ POLY_SEQ_SCHEME_COLUMNS = (
 ).split()
 
 
-RESIDUE_NUMBER = re.compile(r"-?[0-9]+")
-BACKBONE_ATOMS = frozenset({"N", "CA", "C", "O"})
-# x, y, z, occupancy and B (columns 31-66), each a plain decimal, joined by spaces.
-COORDINATE_FIELDS = re.compile(r"-?\d+\.\d+(?: -?\d+\.\d+){4}")
+@dataclass
+class DsspCopy:
+    text: str
+    residue_index: dict[tuple[str, int], int]  # (chain character, number) in mkdssp's output -> structure residue
 
 
-def is_water(line: str) -> bool:
-    return line.startswith("HETATM") and line[17:20].strip() in WATERS
+def is_hydrogen(name: str, element: str) -> bool:
+    """Element H or D; without an element, a name that starts with H after any digits (PDB naming)."""
+    if element:
+        return element in ("H", "D")
+    return name.lstrip("0123456789")[:1] in ("H", "D")
 
 
-def label_asym_id(index: int) -> str:
-    """A, B, ..., Z, AA, BA, ... as mkdssp's conversion names chains (only distinct, consistent ids matter)."""
-    letters = ""
-    index += 1
-    while index > 0:
-        index, remainder = divmod(index - 1, 26)
-        letters += chr(ord("A") + remainder)
-    return letters
+def element_of(name: str, element: str) -> str:
+    """The element written for mkdssp, which only asks 'hydrogen or not': the file's, else the name's initial."""
+    if element.isalpha():
+        return element
+    initial = name.lstrip("0123456789")[:1]
+    return initial if initial.isalpha() else "X"
 
 
-def dssp_mmcif_text(pdb_text: str, whole_residues: set[tuple[str, int, str]] | None = None) -> str | None:
-    """The minimal mmCIF for mkdssp, or None when the PDB text is not in the plain form this covers.
+def cif_value(name: str) -> str:
+    """An atom or residue name as a CIF value: quoted when it needs to be (O5', a name with a space or a
+    leading _, $, # or quote); UNK for an empty residue name."""
+    if not name:
+        return "UNK"
+    if all(c.isalnum() or c in "-+'*" for c in name) and name[0] != "'":
+        return name
+    return f'"{name}"' if '"' not in name else f"'{name}'"
 
-    `pdb_text` is the first model only (as `read_first_model_text` gives it). With `whole_residues` (chain,
-    number, insertion code), other residues keep only their backbone (N, CA, C, O): all DSSP needs for their
-    hydrogen bonds, secondary structure and angles. Only their own accessibility changes, and that of
-    residues within reach of their side chains, which the caller includes in `whole_residues`.
+
+def coordinate_texts(xyz: np.ndarray) -> list[str]:
+    """x y z of each atom: 3 decimals, which give back the float32 values exactly for PDB-sized coordinates
+    (all a PDB file holds); 9 significant digits, which always do, where 3 decimals would not."""
+    xyz = np.asarray(xyz, dtype=np.float32)
+    rounded = np.round(xyz.astype(np.float64), 3)
+    if np.array_equal(rounded.astype(np.float32), xyz):
+        return [f"{x:.3f} {y:.3f} {z:.3f}" for x, y, z in rounded.tolist()]
+    return [f"{x:.9g} {y:.9g} {z:.9g}" for x, y, z in xyz.astype(np.float64).tolist()]
+
+
+def protein_residues(structure: ComplexStructure) -> np.ndarray:
+    """Indices of the residues mkdssp gets: ATOM-record residues with a CA atom (waters aside), and HETATM
+    residues with the N, CA and C of an amino acid (modified residues: ABA, CSO, MSE, TPO...)."""
+    kept = []
+    for residue, (het, name, ca, (start, stop)) in enumerate(
+        zip(structure.residue_hetero, structure.residue_name, structure.residue_ca, structure.residue_atoms,
+            strict=True)
+    ):
+        if ca < 0 or name in WATERS:
+            continue
+        if het == " " or {"N", "C"} <= set(structure.atom_name[start:stop].tolist()):
+            kept.append(residue)
+    return np.asarray(kept, dtype=np.int64)
+
+
+def atom_conformers(structure: ComplexStructure, atoms: list[int]) -> list[tuple[int, str, tuple]]:
+    """(atom, label_alt_id, xyz) rows for the copy: one per atom, or one per conformer of an atom with alternate
+    locations, by alternate location, as mkdssp's own PDB conversion lists them.
+
+    mkdssp reads every row: of N, CA, C and O it keeps the last one (the last alternate location in that order,
+    whatever the occupancies), and every side-chain conformer counts in its accessibility. Rows for all of them
+    give it what it computed from the reference's PDB copy, while the features keep Biopython's conformer.
     """
-    plain = plain_residues_and_atoms(pdb_text)
-    if plain is None:
-        return None
-    residues, atoms = plain
-    if whole_residues is not None:
-        atoms = [atom for atom in atoms if atom[1] in BACKBONE_ATOMS or residues[atom[0]][:3] in whole_residues]
-    return mmcif_text(residues, atoms)
-
-
-def plain_residues_and_atoms(pdb_text: str) -> tuple[list[tuple[str, int, str, str]], list[tuple]] | None:
-    """Residues (chain, number, insertion code, name) and the atoms DSSP reads (residue index, name, element,
-    the 5 numbers, residue name), in file order; None for input this module does not cover."""
-    chains: list[str] = []
-    residues: list[tuple[str, int, str, str]] = []  # (chain, number, insertion code, name) in file order
-    atoms: list[tuple[int, str, str, str, str]] = []  # (residue, name, element, 5 numbers, residue name)
-    seen_residues: set[tuple[str, int, str]] = set()
-    atoms_began = atoms_interrupted = False
-    residue_columns = None  # columns 18-27 of the previous atom line: the same residue needs no new checks
-    for line in pdb_text.split("\n"):
-        line = line.rstrip("\r")
-        if not line.strip():
+    rows = []
+    for atom in atoms:
+        conformers = structure.atom_alternates.get(atom)
+        if not conformers:
+            rows.append((atom, ".", tuple(structure.atom_xyz[atom].tolist())))
             continue
-        record = line[:6].rstrip()
-        if not line.isascii() or record not in KNOWN_HARMLESS_RECORDS:
-            return None
-        if record != "ATOM":
-            if record == "HETATM":
-                if atoms_interrupted:
-                    return None
-                atoms_began = True
-                if is_water(line):
-                    continue  # never read by DSSP (both copies leave waters out)
-                return None  # ligands, modified residues
-            # mkdssp's PDB reader stops at a non-coordinate record once the atoms have begun, and loses the atom
-            # after a bare "TER": more atoms after either would be read differently.
-            atoms_interrupted |= len(line) < 6 or (atoms_began and record != "TER")
-            continue
-        if atoms_interrupted:
-            return None
-        atoms_began = True
-        if len(line) < 66 or line[16] != " ":
-            return None  # alternate locations, truncated lines
-        if line[17:27] != residue_columns:
-            number = line[22:26].strip()
-            if not RESIDUE_NUMBER.fullmatch(number):
-                return None
-            chain, insertion, residue_name = line[21], line[26], line[17:20]
-            plain_residue = residue_name in STANDARD_RESIDUES and chain.isalnum()
-            if not (plain_residue and (insertion == " " or insertion.isalnum())):
-                return None
-            key = (chain, int(number), insertion)
-            if not chains or chains[-1] != chain:
-                if chain in chains:
-                    return None  # a chain in pieces
-                chains.append(chain)
-            if not residues or residues[-1][:3] != key:
-                if key in seen_residues:
-                    return None  # a residue in pieces
-                seen_residues.add(key)
-                residues.append((*key, residue_name))
-            elif residues[-1][3] != residue_name:
-                return None  # two residue types under one number (microheterogeneity)
-            residue_columns = line[17:27]
-        name, element = line[12:16].strip(), line[76:78].strip()
-        if not element:
-            # DSSP only asks "hydrogen or not". A heavy-atom name of a standard residue starts with C, N, O or S;
-            # how mkdssp's conversion names the element of anything else was not checked: PDB route.
-            if not name or name[0] not in "CNOS":
-                return None
-            element = name[0]
-        numbers = (
-            f"{line[30:38].strip()} {line[38:46].strip()} {line[46:54].strip()} {line[54:60].strip()} "
-            f"{line[60:66].strip()}"
-        )
-        # Only values that need no quoting in CIF, and none that mkdssp's conversion would reinterpret.
-        if not (name.isalnum() and element.isalpha() and COORDINATE_FIELDS.fullmatch(numbers)):
-            return None
-        # DSSP finds backbone atoms by name and skips other hydrogens: leaving those out shortens its scans.
-        if element != "H" or name in BACKBONE_ATOMS:
-            atoms.append((len(residues) - 1, name, element, numbers, residue_name))
-    return (residues, atoms) if atoms else None
+        rows += [(atom, cif_value(alt) if alt.strip() else ".", (x, y, z)) for alt, x, y, z in conformers]
+    return rows
 
 
-def mmcif_text(residues: list[tuple[str, int, str, str]], atoms: list[tuple]) -> str:
-    """`pdbx_poly_seq_scheme` and `atom_site` as mkdssp's PDB conversion fills them for these residues."""
-    chains = list(dict.fromkeys(chain for chain, *_ in residues))
+def dssp_copy(structure: ComplexStructure, whole_residues: set[tuple[str, int, str]] | None = None) -> DsspCopy:
+    """The minimal mmCIF for mkdssp, and how to read its output back.
+
+    With `whole_residues` (chain, number, insertion code), other residues keep only their backbone (N, CA, C, O):
+    all DSSP needs for their hydrogen bonds, secondary structure and angles. Only their own accessibility
+    changes, and that of residues within reach of their side chains, which the caller includes in
+    `whole_residues`.
+    """
+    residues = protein_residues(structure)
+    chains = list(dict.fromkeys(structure.residue_chain[residues].tolist()))
     chain_index = {chain: k for k, chain in enumerate(chains)}
-    asym_ids = [label_asym_id(k) for k in range(len(chains))]
-    seq_ids, previous_chain = [], None
-    for chain, *_ in residues:
-        seq_ids.append(1 if chain != previous_chain else seq_ids[-1] + 1)
-        previous_chain = chain
-
+    poly_rows, atom_rows = [], []
+    residue_index: dict[tuple[str, int], int] = {}
+    numbers = dict.fromkeys(CHAIN_CHARACTERS, 0)
+    serial = 0
+    for residue in residues.tolist():
+        chain = structure.residue_chain[residue]
+        index = chain_index[chain]
+        # One character as label and author chain id: mkdssp refuses longer ones in its classic output.
+        asym = character = CHAIN_CHARACTERS[index % len(CHAIN_CHARACTERS)]
+        numbers[character] += 1
+        number = seq_id = numbers[character]  # the 63rd chain continues the 1st one's numbers, and so on
+        entity = index % len(CHAIN_CHARACTERS) + 1
+        residue_index[(character, number)] = residue
+        name = cif_value(structure.residue_name[residue])
+        poly_rows.append(f"{asym} {entity} {seq_id} {name} {seq_id} {number} {number} {name} {name} {character} . n")
+        key = (chain, int(structure.residue_seq[residue]), structure.residue_icode[residue])
+        whole = whole_residues is None or key in whole_residues
+        start, stop = structure.residue_atoms[residue]
+        kept = [
+            atom for atom in range(start, stop)
+            if structure.atom_name[atom] in BACKBONE_ATOMS
+            or (whole and not is_hydrogen(structure.atom_name[atom], structure.atom_element[atom]))
+        ]
+        rows = atom_conformers(structure, kept)
+        xyz_texts = coordinate_texts(np.asarray([xyz for _, _, xyz in rows], dtype=np.float32).reshape(-1, 3))
+        for (atom, alt, _), xyz in zip(rows, xyz_texts, strict=True):
+            serial += 1
+            atom_name = cif_value(structure.atom_name[atom])
+            element = element_of(structure.atom_name[atom], structure.atom_element[atom])
+            atom_rows.append(
+                f"ATOM {serial} {element} {atom_name} {alt} {name} {asym} {entity} {seq_id} ? {xyz} 1.00 0.00 ? "
+                f"{number} {name} {character} {atom_name} 1"
+            )
     out = ["data_TOPOQA", "#", "loop_", *(f"_pdbx_poly_seq_scheme.{column}" for column in POLY_SEQ_SCHEME_COLUMNS)]
-    for (chain, number, insertion, name), seq_id in zip(residues, seq_ids, strict=True):
-        index = chain_index[chain]
-        code = insertion if insertion != " " else "."
-        out.append(
-            f"{asym_ids[index]} {index + 1} {seq_id} {name} {seq_id} {number} {number} {name} {name} "
-            f"{chain} {code} n"
-        )
+    out += poly_rows
     out += ["#", "loop_", *(f"_atom_site.{column}" for column in ATOM_SITE_COLUMNS)]
-    for serial, (residue, name, element, numbers, residue_name) in enumerate(atoms, 1):
-        chain, number, insertion, _ = residues[residue]
-        index = chain_index[chain]
-        code = insertion if insertion != " " else "?"
-        out.append(
-            f"ATOM {serial} {element} {name} . {residue_name} {asym_ids[index]} {index + 1} "
-            f"{seq_ids[residue]} {code} {numbers} ? {number} "
-            f"{residue_name} {chain} {name} 1"
-        )
+    out += atom_rows
     out.append("#")
-    return "\n".join(out) + "\n"
+    return DsspCopy("\n".join(out) + "\n", residue_index)

@@ -1,4 +1,4 @@
-"""PDB complex -> TopoQA graph (SPEC 1.1-1.4), one complex or a whole folder (`featurize.py` is the command).
+"""Complex (PDB or mmCIF file) -> TopoQA graph (SPEC 1.1-1.4), one complex or many (`featurize.py` is the command).
 
 The featurisation itself is torch-free (NumPy arrays in and out, see `GraphArrays`), so that worker processes
 never import torch; the network reads the arrays directly, `.graph` wraps them into the PyG `Data` of graph files.
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from Bio.PDB.kdtrees import KDTree
 from tqdm.auto import tqdm
 
 from data.dssp import DsspRun, residues_within_reach
@@ -32,16 +33,11 @@ from data.edges import GEOMETRIES, GEOMETRY_XYY, decimal_ca_coordinates, edge_fe
 from data.faults import fault_point
 from data.graph_arrays import GRAPH_FORMAT_VERSION, GraphArrays
 from data.graph_cache import GraphCache, cache_key, featurisation_fingerprint
+from data.inputs import STRUCTURE_SUFFIXES, complex_name, find_complexes
 from data.interface import interface_ids, interface_residues
 from data.node_features import node_table
-from data.structure import (
-    UnscorableComplex,
-    first_line,
-    parse_structure,
-    read_first_model_text,
-    require_coordinates,
-)
-from data.topology import topology_table
+from data.structure import UnscorableComplex, first_line, read_structure, require_protein_chains
+from data.topology import NEIGHBOURHOOD_RADIUS, alpha_precision, topology_table
 from data.workers import WorkerScratch, prepare_worker
 
 if TYPE_CHECKING:
@@ -49,21 +45,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FeatureStages", "FeaturizeJobs", "FeaturizeResult", "GraphArrays", "UnscorableComplex", "complex_name",
-    "featurize_arrays", "featurize_complex", "featurize_many", "featurize_one", "featurize_stages",
+    "featurize_arrays", "featurize_complex", "featurize_many", "featurize_one", "featurize_stages", "find_complexes",
 ]
 
-PDB_SUFFIXES = (".pdb.gz", ".ent.gz", ".pdb", ".ent")
+PDB_SUFFIXES = STRUCTURE_SUFFIXES  # the name older callers import
 ALONE_ATTEMPTS = 2  # processes a lost complex may take down by itself before it is skipped (featurize_alone)
 POOL_CHECK_SECONDS = 1.0
-
-
-def complex_name(path: str | os.PathLike) -> str:
-    """File name without its PDB extension (`a.b.pdb` -> `a.b`, `x.pdb.gz` -> `x`)."""
-    name = Path(path).name
-    for suffix in PDB_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 @dataclass
@@ -84,26 +71,27 @@ class FeatureStages:
         return self.arrays.to_data()
 
 
-def featurize_stages(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> FeatureStages:
+def featurize_stages(path: str | os.PathLike, geometry: str = GEOMETRY_XYY, name: str | None = None) -> FeatureStages:
     """Featurise one complex and keep every stage. Raises UnscorableComplex for input that cannot be scored.
+    `name`: the complex's name (default: the file name without its extension, see `complex_name`).
 
     The topology is computed in this process while mkdssp runs beside it.
     """
     if geometry not in GEOMETRIES:
         raise ValueError(f"unknown geometry {geometry!r}; expected one of {', '.join(GEOMETRIES)}")
-    name = complex_name(path)
-    text = read_first_model_text(path)
-    require_coordinates(text)
-    structure = parse_structure(text)
+    name = name if name is not None else complex_name(path)
+    structure = read_structure(path)
+    require_protein_chains(structure)
     interface = interface_residues(structure)
     # mkdssp runs in the background from here on, while we compute the topology. Only the interface residues'
     # accessibility is read: residues out of reach of them go to mkdssp as backbone only (~25% faster on 27,000 atoms).
-    dssp = DsspRun(text, residues_within_reach(structure, interface))
+    dssp = DsspRun(structure, residues_within_reach(structure, interface))
     try:
         fault_point("after-dssp-start", name)
         ids = interface_ids(structure, interface)
         ca = structure.atom_xyz[structure.residue_ca[interface]]
-        topology = topology_table(structure.atom_xyz, structure.atom_name_initial, ca)
+        near = topology_atoms(structure.atom_xyz, ca)
+        topology = topology_table(structure.atom_xyz[near], structure.atom_name_initial[near], ca)
         fault_point("after-topology", name)
         dssp_residues = dssp.result()
     finally:
@@ -126,13 +114,32 @@ def featurize_stages(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> F
     )
 
 
-def featurize_arrays(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> GraphArrays:
-    """One PDB complex -> graph arrays (x float32 [N,172], edge_index int64 [2,E], edge_attr float32 [E,11])."""
-    return featurize_stages(path, geometry).arrays
+def topology_atoms(atom_xyz: np.ndarray, centres: np.ndarray) -> np.ndarray | slice:
+    """The atoms the topology sees: with the default 'fast' alpha precision, those within reach of an interface
+    CA (8 A, and a margin), in file order; with 'safe' or 'exact', every atom, as the reference searched them.
+
+    The neighbour search's order (a KD-tree's) shapes the last bits of the alpha radii. Built over the atoms
+    near the interface only, it cannot depend on anything farther away, so that far chains, ions or waters
+    (or their absence) leave every bit of the graph as it is. The 'safe' mode reproduces the reference's
+    numbers bit for bit, far atoms' influence on those last bits included.
+    """
+    if alpha_precision() != "fast" or len(centres) == 0:
+        return slice(None)
+    tree = KDTree(np.ascontiguousarray(atom_xyz, dtype=np.float64), 10)
+    reach = NEIGHBOURHOOD_RADIUS + 0.5
+    found = [np.fromiter((point.index for point in tree.search(centre, reach)), dtype=np.int64)
+             for centre in np.asarray(centres, dtype=np.float64)]
+    return np.unique(np.concatenate(found))
+
+
+def featurize_arrays(path: str | os.PathLike, geometry: str = GEOMETRY_XYY, name: str | None = None) -> GraphArrays:
+    """One complex -> graph arrays (x float32 [N,172], edge_index int64 [2,E], edge_attr float32 [E,11])."""
+    return featurize_stages(path, geometry, name).arrays
 
 
 def featurize_complex(path: str | os.PathLike, geometry: str = GEOMETRY_XYY) -> Data:
-    """One PDB complex -> PyG graph (x [N,172], edge_index [2,E], edge_attr [E,11], name, geometry, version)."""
+    """One complex (PDB or mmCIF) -> PyG graph (x [N,172], edge_index [2,E], edge_attr [E,11], name, geometry,
+    version)."""
     return featurize_arrays(path, geometry).to_data()
 
 
@@ -154,11 +161,12 @@ class FeaturizeResult:
 
 
 def featurize_one(
-    path: str | os.PathLike, geometry: str = GEOMETRY_XYY, cache_dir: str | os.PathLike | None = None
+    path: str | os.PathLike, geometry: str = GEOMETRY_XYY, cache_dir: str | os.PathLike | None = None,
+    name: str | None = None,
 ) -> FeaturizeResult:
     """Featurise one file, never raising for bad input: failures become `reason`. Uses the cache when given."""
     path = Path(path)
-    name = complex_name(path)
+    name = name if name is not None else complex_name(path)
     fault_point("complex-start", name)
     started = time.perf_counter()
     cache = GraphCache(cache_dir) if cache_dir is not None else None
@@ -169,7 +177,7 @@ def featurize_one(
             hit = cache.get(key, name)
             if hit is not None:
                 return FeaturizeResult(path, name, *hit, True, time.perf_counter() - started)
-        arrays = featurize_arrays(path, geometry)
+        arrays = featurize_arrays(path, geometry, name)
         if cache is not None:
             store_quietly(cache.put_graph, key, arrays)
         return FeaturizeResult(path, name, arrays, None, False, time.perf_counter() - started)
@@ -218,11 +226,15 @@ class FeaturizeJobs:
 
     def __init__(
         self, paths: list[str | os.PathLike], *, geometry: str = GEOMETRY_XYY, jobs: int = 1,
-        cache_dir: str | os.PathLike | None = None, background: bool = False,
+        cache_dir: str | os.PathLike | None = None, background: bool = False, names: list[str] | None = None,
     ):
+        """`names`: one per path (e.g. `data.inputs.complex_inputs`'s relative-path names); default: file names."""
         if geometry not in GEOMETRIES:
             raise ValueError(f"unknown geometry {geometry!r}; expected one of {', '.join(GEOMETRIES)}")
         self.paths = [Path(p) for p in paths]
+        self.names = list(names) if names is not None else [complex_name(p) for p in self.paths]
+        if len(self.names) != len(self.paths):
+            raise ValueError(f"{len(self.names)} names for {len(self.paths)} paths")
         self._geometry, self._cache_dir = geometry, cache_dir
         self._pool: ProcessPoolExecutor | None = None
         self._processes = min(jobs, len(self.paths))
@@ -264,7 +276,8 @@ class FeaturizeJobs:
                 return False
             index = self._pending.popleft()
             try:
-                future = self._pool.submit(featurize_in_worker, self.paths[index], self._geometry, self._cache_dir)
+                future = self._pool.submit(featurize_in_worker, self.paths[index], self._geometry, self._cache_dir,
+                                           self.names[index])
             except (BrokenProcessPool, RuntimeError):  # a worker died: the file waits for the next pool
                 self._pending.appendleft(index)
                 self._pool_broken = True
@@ -289,7 +302,7 @@ class FeaturizeJobs:
         with tqdm(total=len(self.paths), desc="featurising", unit="complex", disable=not progress) as bar:
             if self._pool is None:
                 for index, path in enumerate(self.paths):
-                    results[index] = featurize_one(path, self._geometry, self._cache_dir)
+                    results[index] = featurize_one(path, self._geometry, self._cache_dir, self.names[index])
                     bar.update()
                 return [result for result in results if result is not None]
             for _ in range(self._extra_slots):  # the caller waits from now on: its CPU goes to the workers
@@ -318,7 +331,7 @@ class FeaturizeJobs:
                 self.close(wait=True)  # every worker is idle by now: they exit at once
             for index in lost:
                 results[index] = featurize_alone(self.paths[index], self._geometry, self._cache_dir,
-                                                 self._scratch.path)
+                                                 self._scratch.path, self.names[index])
                 bar.update()
             self._scratch.remove()
         return [result for result in results if result is not None]
@@ -339,7 +352,7 @@ class FeaturizeJobs:
         except Exception as error:  # noqa: BLE001 - a failing worker is one complex's problem
             path = self.paths[index]
             reason = f"internal error: {type(error).__name__}: {first_line(error)}"
-            results[index] = FeaturizeResult(path, complex_name(path), None, reason)
+            results[index] = FeaturizeResult(path, self.names[index], None, reason)
         bar.update()
 
     def _replace_broken_pool(self, results: list, lost: list[int], bar) -> None:
@@ -385,14 +398,16 @@ def pool_is_broken(pool: ProcessPoolExecutor | None) -> bool:
     return bool(getattr(pool, "_broken", False))
 
 
-def featurize_in_worker(path: Path, geometry: str, cache_dir: str | os.PathLike | None) -> tuple[FeaturizeResult, str]:
+def featurize_in_worker(
+    path: Path, geometry: str, cache_dir: str | os.PathLike | None, name: str | None = None
+) -> tuple[FeaturizeResult, str]:
     """In a pool worker: featurise one file; the graph arrays go back through a file in the run's scratch folder.
 
     A process pool reads every worker's results from one pipe: a worker killed halfway through sending a large
     result would leave the pool waiting for the rest forever. What goes through the pipe here (a few hundred
     bytes, under the pipe's atomic-write size) is written whole or not at all.
     """
-    result = featurize_one(path, geometry, cache_dir)
+    result = featurize_one(path, geometry, cache_dir, name)
     arrays_file = ""
     if result.arrays is not None:
         descriptor, arrays_file = tempfile.mkstemp(prefix="graph-", suffix=".pickle")
@@ -414,7 +429,9 @@ def collect_worker_result(returned: tuple[FeaturizeResult, str]) -> FeaturizeRes
     return replace(result, arrays=arrays)
 
 
-def featurize_alone(path: Path, geometry: str, cache_dir: str | os.PathLike | None, scratch: str) -> FeaturizeResult:
+def featurize_alone(
+    path: Path, geometry: str, cache_dir: str | os.PathLike | None, scratch: str, name: str | None = None
+) -> FeaturizeResult:
     """A complex that was lost with a worker that died, featurised again in a process of its own, nothing else
     featurising meanwhile.
 
@@ -425,23 +442,24 @@ def featurize_alone(path: Path, geometry: str, cache_dir: str | os.PathLike | No
     """
     deaths = []
     for attempt in range(1, ALONE_ATTEMPTS + 1):
-        result, death = run_alone(path, geometry, cache_dir, scratch, attempt)
+        result, death = run_alone(path, geometry, cache_dir, scratch, attempt, name)
         if result is not None:
             return result
         deaths.append(death)
     reason = (f"the featurisation process died, also each of the {ALONE_ATTEMPTS} times the complex ran alone "
               f"({'; '.join(deaths)}): out of memory, or a crash in GUDHI or mkdssp")
-    return FeaturizeResult(path, complex_name(path), None, reason)
+    return FeaturizeResult(path, name if name is not None else complex_name(path), None, reason)
 
 
 def run_alone(
-    path: Path, geometry: str, cache_dir: str | os.PathLike | None, scratch: str, attempt: int
+    path: Path, geometry: str, cache_dir: str | os.PathLike | None, scratch: str, attempt: int,
+    name: str | None = None,
 ) -> tuple[FeaturizeResult | None, str]:
     """(result, "") from a process of its own, or (None, how that process died)."""
     context = process_context()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=featurize_in_own_process, name=f"featurize-alone-{attempt}",
-                              args=(sender, path, geometry, cache_dir, scratch, attempt))
+                              args=(sender, path, geometry, cache_dir, scratch, attempt, name))
     process.start()
     sender.close()  # the child's end only: when the child dies, reading sees the end of the pipe
     try:
@@ -459,12 +477,14 @@ def run_alone(
 
 
 def featurize_in_own_process(
-    connection, path: Path, geometry: str, cache_dir: str | os.PathLike | None, scratch: str, attempt: int
+    connection, path: Path, geometry: str, cache_dir: str | os.PathLike | None, scratch: str, attempt: int,
+    name: str | None = None,
 ) -> None:
     """The body of `run_alone`'s process: the result goes back whole through a pipe of its own."""
     prepare_worker(scratch)
-    fault_point("alone-start", f"{complex_name(path)} attempt {attempt}")
-    result = featurize_one(path, geometry, cache_dir)
+    name = name if name is not None else complex_name(path)
+    fault_point("alone-start", f"{name} attempt {attempt}")
+    result = featurize_one(path, geometry, cache_dir, name)
     fault_point("complex-end", result.name)
     connection.send(result)
     connection.close()
@@ -472,23 +492,16 @@ def featurize_in_own_process(
 
 def featurize_many(
     paths: list[str | os.PathLike], *, geometry: str = GEOMETRY_XYY, jobs: int = 1,
-    cache_dir: str | os.PathLike | None = None, progress: bool = True,
+    cache_dir: str | os.PathLike | None = None, progress: bool = True, names: list[str] | None = None,
 ) -> list[FeaturizeResult]:
     """Featurise many files, results in input order. Never raises for bad input.
 
     `jobs` > 1 uses a process pool over complexes (see `FeaturizeJobs`); one job featurises in this process.
+    `names`: one per path (default: file names without their extension).
     """
-    return FeaturizeJobs(paths, geometry=geometry, jobs=jobs, cache_dir=cache_dir).results(progress)
+    return FeaturizeJobs(paths, geometry=geometry, jobs=jobs, cache_dir=cache_dir, names=names).results(progress)
 
 
 def process_context():
     """fork where available (fast start, no re-import), spawn elsewhere."""
     return get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-
-
-def find_complexes(folder: str | os.PathLike) -> list[Path]:
-    """PDB files (.pdb, .ent, optionally gzipped) directly inside `folder`, sorted by name."""
-    folder = Path(folder)
-    return sorted(
-        (p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(PDB_SUFFIXES)), key=lambda p: p.name
-    )

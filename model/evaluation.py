@@ -33,9 +33,14 @@ def _correlation(kind: str, predicted: np.ndarray, true: np.ndarray) -> float:
     return float(result[0])
 
 
+def ranking_order(models: list[str], predicted) -> list[int]:
+    """Indices of `models`, highest prediction first, ties broken by model name (the order of ranking.csv)."""
+    return sorted(range(len(models)), key=lambda i: (-predicted[i], models[i]))
+
+
 def score_target(target: str, models: list[str], predicted: np.ndarray, true: np.ndarray) -> TargetScores:
     """Scores for one target's models; ties in prediction are broken by model name."""
-    order = sorted(range(len(models)), key=lambda i: (-predicted[i], models[i]))
+    order = ranking_order(models, predicted)
     ranked_true = true[order]
     return TargetScores(
         target=target,

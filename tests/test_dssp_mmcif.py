@@ -1,23 +1,28 @@
-"""The minimal mmCIF copy gives mkdssp's own result: residue lines byte-identical to the PDB copy's.
+"""The copy mkdssp reads, written from the parsed structure, gives mkdssp's own result on the file.
 
-The oracle is mkdssp reading the PDB copy, as the reference ran it. Inputs: plain forms of the bundled wwPDB
-examples (crystal structures: chain breaks, several chains, waters), example 1HVR written as a docking model
-and the edits docking tools and AlphaFold make to it (hydrogens, insertion codes, CRLF, MODEL records, full TER
-records), and every golden (docking models) when the reference is present. Input this copy does not cover must
-fall back to the PDB copy.
+The oracle is mkdssp reading the PDB copy, as the reference ran it (`dssp_input_text`): the same secondary
+structure, accessibility and angles residue by residue. Inputs: plain forms of the bundled wwPDB examples
+(crystal structures: chain breaks, several chains, waters), two of them whole (ligands, modified residues
+written as HETATM, SEQRES), example 1HVR written as a docking model and the edits docking tools and AlphaFold
+make to it (hydrogens, insertion codes, CRLF, MODEL records, full TER records), and every golden (docking
+models) when the reference is present. Where mkdssp's own PDB reader goes wrong (a bare TER, more than 62
+chains), the copy must give what the clean file gives (tests/test_input_variants.py compares whole graphs).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
+import gemmi
+import numpy as np
 import pytest
 
-from data.dssp import HEADER_LINE, MKDSSP, dssp_input_text, parse_dssp_output, residues_within_reach
-from data.dssp_mmcif import dssp_mmcif_text, is_water
+from data.dssp import HEADER_LINE, MKDSSP, DsspRun, dssp_input_text, is_water, parse_dssp_output, residues_within_reach
+from data.dssp_mmcif import dssp_copy
 from data.interface import interface_residues
-from data.structure import parse_structure, read_first_model_text
+from data.structure import parse_structure, read_first_model_text, read_structure
 from tests.conftest import REPO_ROOT, docking_model, need_reference, needs_mkdssp
 
 
@@ -28,15 +33,22 @@ def residue_lines(input_path: Path) -> str:
     return text[text.index("  #  RESIDUE") :]
 
 
-def assert_same_dssp(pdb_text: str, folder: Path) -> None:
-    mmcif_text = dssp_mmcif_text(pdb_text)
-    assert mmcif_text is not None, "expected the fast mmCIF route for this input"
-    pdb_copy, mmcif_copy = folder / "copy.pdb", folder / "copy.cif"
+def values(residues) -> list[tuple]:
+    """What the featurisation reads of each residue, in a stable order."""
+    return sorted((r.chain, r.seq, r.icode, r.secondary_structure, r.accessibility, r.phi, r.psi) for r in residues)
+
+
+def reference_dssp(pdb_text: str, folder: Path) -> list[tuple]:
+    """mkdssp on the PDB copy the reference gave it."""
+    pdb_copy = folder / "copy.pdb"
     pdb_copy.write_text(dssp_input_text(pdb_text))
-    mmcif_copy.write_text(mmcif_text)
-    expected = residue_lines(pdb_copy)
-    assert expected.count("\n") > 10
-    assert residue_lines(mmcif_copy) == expected
+    return values(parse_dssp_output(residue_lines(pdb_copy)))
+
+
+def assert_same_dssp(pdb_text: str, folder: Path) -> None:
+    expected = reference_dssp(pdb_text, folder)
+    assert len(expected) > 10
+    assert values(DsspRun(parse_structure(pdb_text)).result()) == expected
 
 
 def plain_form(pdb_text: str, keep_waters: bool) -> str:
@@ -85,10 +97,128 @@ def test_goldens(name, tmp_path):
 )
 def test_crystal_structures_in_plain_form(example, keep_waters, tmp_path):
     text = read_first_model_text(REPO_ROOT / "examples" / example)
-    assert dssp_mmcif_text(text) is None  # SEQRES, HETATM, DBREF...: the PDB route as the reference took it
     plain = plain_form(text, keep_waters)
     assert ("HOH" in plain) == keep_waters
     assert_same_dssp(plain, tmp_path)
+
+
+@needs_mkdssp
+@pytest.mark.parametrize("example", ["1BD2.pdb.gz", "1HVR.pdb", "4E43.pdb"])
+def test_whole_crystal_structures(example, tmp_path):
+    # Ligands, waters, modified residues as HETATM (1HVR's ABA), SEQRES and the other header records: mkdssp's
+    # own conversion keeps the modified residues in their chains and leaves ligands out, and so does the copy.
+    # 4E43 has alternate locations (A 0.60, B 0.40 at 7 residues): see the tests below.
+    assert_same_dssp(read_first_model_text(REPO_ROOT / "examples" / example), tmp_path)
+
+
+# ---- alternate locations. mkdssp reads every conformer: of N, CA, C and O the last alternate location in
+# label order (B of A/B, whatever the occupancies and the order of the lines), and every side-chain conformer
+# counts in the accessibility. Biopython (the features' atoms) takes the highest occupancy.
+
+def alternate_lines(lines: list[str]) -> list[int]:
+    return [k for k, line in enumerate(lines) if line.startswith(("ATOM", "HETATM")) and line[16] != " "]
+
+
+def with_occupancies_swapped(lines: list[str]) -> list[str]:
+    # Biopython now takes conformer B, mkdssp still B for the backbone: nothing it computes changes.
+    out = list(lines)
+    for k in alternate_lines(lines):
+        out[k] = f"{lines[k][:54]}{1 - float(lines[k][54:60]):6.2f}{lines[k][60:]}"
+    return out
+
+
+def with_labels_swapped(lines: list[str]) -> list[str]:
+    # The first listed conformer, of higher occupancy, is now labelled B: Biopython and mkdssp both take it.
+    out = list(lines)
+    for k in alternate_lines(lines):
+        out[k] = f"{lines[k][:16]}{'B' if lines[k][16] == 'A' else 'A'}{lines[k][17:]}"
+    return out
+
+
+def with_b_listed_first(lines: list[str]) -> list[str]:
+    out = list(lines)
+    for k in alternate_lines(lines):
+        if lines[k][16] == "A" and lines[k + 1][16] == "B" and lines[k][12:16] == lines[k + 1][12:16]:
+            out[k], out[k + 1] = lines[k + 1], lines[k]
+    return out
+
+
+def with_conformers_in_blocks(lines: list[str]) -> list[str]:
+    # Each residue's conformer B atoms, then its conformer A atoms, where its first alternate was (as some
+    # refinement programs write them).
+    alternates = alternate_lines(lines)
+    residues: dict[str, list[str]] = {}
+    for k in alternates:
+        residues.setdefault(lines[k][17:27], []).append(lines[k])
+    out = []
+    for k, line in enumerate(lines):
+        if k not in alternates:
+            out.append(line)
+        elif residues[line[17:27]][0] == line:
+            block = residues[line[17:27]]
+            out += [atom for atom in block if atom[16] == "B"] + [atom for atom in block if atom[16] == "A"]
+    return out
+
+
+def with_a_third_conformer(lines: list[str]) -> list[str]:
+    # Conformer C (A moved by 0.5 A, occupancy 0.05) after each B: Biopython keeps A, mkdssp's backbone is C's.
+    out = []
+    for line in lines:
+        out.append(line)
+        if line.startswith("ATOM") and line[16] == "B":
+            a = next(prior for prior in reversed(out) if prior[16] == "A" and prior[12:16] == line[12:16])
+            out.append(f"{a[:16]}C{a[17:30]}{float(a[30:38]) + 0.5:8.3f}{a[38:54]}  0.05{a[60:]}")
+    return out
+
+
+def only_biopython_s_conformer(structure):
+    """The structure as the copy held it before: Biopython's conformer only."""
+    return dataclasses.replace(structure, atom_alternates={})
+
+
+@needs_mkdssp
+@pytest.mark.parametrize(
+    "edit", [with_occupancies_swapped, with_labels_swapped, with_b_listed_first, with_conformers_in_blocks,
+             with_a_third_conformer],
+)
+def test_alternate_locations_as_mkdssp_reads_them(edit, tmp_path):
+    lines = read_first_model_text(REPO_ROOT / "examples" / "4E43.pdb").split("\n")
+    edited = edit(lines)
+    assert edited != lines and len(alternate_lines(edited)) >= len(alternate_lines(lines)) == 68
+    text = "\n".join(edited)
+    expected = reference_dssp(text, tmp_path)
+    structure = parse_structure(text)
+    assert values(DsspRun(structure).result()) == expected
+    # The rule matters: Biopython's conformer alone gives other values.
+    assert values(DsspRun(only_biopython_s_conformer(structure)).result()) != expected
+
+
+def test_the_features_keep_biopython_s_conformer():
+    # Occupancies swapped: Biopython's conformer (the features' atoms) changes; what mkdssp gets does not.
+    lines = read_first_model_text(REPO_ROOT / "examples" / "4E43.pdb").split("\n")
+    original, swapped = parse_structure("\n".join(lines)), parse_structure("\n".join(with_occupancies_swapped(lines)))
+    ca = next(k for k in alternate_lines(lines) if lines[k][12:16] == " CA ")
+    x_a, x_b = float(lines[ca][30:38]), float(lines[ca + 1][30:38])
+    first = int(original.residue_ca[(original.residue_chain == "A") & (original.residue_seq == 34)][0])
+    assert (original.atom_xyz[first, 0], swapped.atom_xyz[first, 0]) == (np.float32(x_a), np.float32(x_b))
+    assert dssp_copy(original).text == dssp_copy(swapped).text
+
+
+@needs_mkdssp
+@pytest.mark.parametrize("edit", [None, with_occupancies_swapped, with_a_third_conformer])
+def test_pdb_and_mmcif_forms_give_mkdssp_the_same_copy(edit, tmp_path):
+    lines = read_first_model_text(REPO_ROOT / "examples" / "4E43.pdb").split("\n")
+    pdb = tmp_path / "4E43.pdb"
+    pdb.write_text("\n".join(edit(lines) if edit else lines))
+    document = gemmi.read_structure(str(pdb))
+    document.setup_entities()
+    cif = tmp_path / "4E43.cif"
+    cif.write_text(document.make_mmcif_document().as_string())
+    assert "label_alt_id" in cif.read_text()
+    copy = dssp_copy(read_structure(pdb)).text
+    assert dssp_copy(read_structure(cif)).text == copy
+    alternates = [row.split()[4] for row in copy.split("\n") if row.startswith("ATOM ")]
+    assert alternates.count("A") == alternates.count("B") == 34  # every conformer of 4E43's 68 alternate atoms
 
 
 def with_hydrogens(lines: list[str]) -> list[str]:
@@ -190,50 +320,29 @@ def first_atom(lines: list[str]) -> int:
     return next(k for k, line in enumerate(lines) if line.startswith("ATOM"))
 
 
-FALLBACKS = {
-    "SEQRES": lambda lines: ["SEQRES   1 A    1  ALA"] + lines,
-    "DBREF": lambda lines: ["DBREF  1ABC A    1   100  UNP    P00000   TEST_HUMAN       1    100"] + lines,
-    "unknown record": lambda lines: ["PARENT N/A"] + lines,
-    "ligand": lambda lines: lines + ["HETATM 9999  C1  LIG A 901      10.000  10.000  10.000  1.00  0.00           C"],
-    "modified residue": lambda lines: [
-        f"HETATM{line[6:17]}MSE{line[20:]}" if line.startswith("ATOM") and line[17:20] == "MET" else line
-        for line in lines
-    ],
-    "alternate location": lambda lines: replace_line(
-        lines, first_atom(lines), f"{lines[first_atom(lines)][:16]}A{lines[first_atom(lines)][17:]}"
-    ),
-    "hydrogen without an element column": lambda lines: [
-        line[:66] if line[12:16] == " HA " else line for line in with_hydrogens(lines)
-    ],
-    "non-standard residue": lambda lines: replace_line(
-        lines, first_atom(lines), f"{lines[first_atom(lines)][:17]}HSD{lines[first_atom(lines)][20:]}"
-    ),
-    # mkdssp's PDB reader loses the atom after a bare "TER" line: the reference's DSSP saw the file that way.
-    "bare TER before atoms": lambda lines: lines[:100] + ["TER"] + lines[100:],
-    "chain in pieces": lambda lines: lines + [line for line in lines if line.startswith("ATOM")][:5],
-    # mkdssp's PDB reader stops at a non-coordinate record: the atoms after it are never read.
-    "REMARK between chains": lambda lines: insert_before_chain_b(lines, "REMARK   1 RECEPTOR ENDS HERE"),
-    "END between chains": lambda lines: insert_before_chain_b(lines, "END" + " " * 77),
-    "non-ASCII chain id": lambda lines: [f"{line[:21]}\u00e9{line[22:]}" if line.startswith("ATOM") else line
-                                         for line in lines],
-}
-
-
-def insert_before_chain_b(lines: list[str], line: str) -> list[str]:
-    k = next(k for k, atom in enumerate(lines) if atom.startswith("ATOM") and atom[21] == "B")
-    return lines[:k] + [line] + lines[k:]
-
-
-@pytest.mark.parametrize("case", sorted(FALLBACKS))
-def test_input_not_covered_falls_back_to_the_pdb_copy(case, tmp_path):
+@needs_mkdssp
+def test_more_chains_than_the_classic_format_has_letters(tmp_path):
+    # 70 chains: copies of chain A placed far apart. mkdssp refuses such a PDB file and long chain ids in its
+    # classic output; the copy gives every chain a one-character id and maps the output back.
     lines = model_lines(tmp_path)
-    assert dssp_mmcif_text("\n".join(lines)) is not None
-    assert dssp_mmcif_text("\n".join(FALLBACKS[case](lines))) is None
+    atoms = [line for line in lines if line.startswith("ATOM")]
+    chain_a = [line for line in atoms if line[21] == "A"]
+    far = []
+    for k in range(68):
+        dx, dy = 200.0 + 60.0 * (k % 8), 60.0 * (k // 8)
+        far += [f"{line[:21]}{chr(0x100 + k)}{line[22:30]}{float(line[30:38]) + dx:8.3f}"
+                f"{float(line[38:46]) + dy:8.3f}{line[46:]}" for line in chain_a]
+    structure = parse_structure("\n".join(atoms + far))
+    assert len(set(structure.residue_chain)) == 70
+    residues = DsspRun(structure).result()
+    assert len(residues) == 70 * len({line[22:27] for line in chain_a})
+    base = values(DsspRun(parse_structure("\n".join(atoms))).result())
+    assert [v for v in values(residues) if v[0] in "AB"] == base
 
 
 def test_hydrogens_are_left_out(tmp_path):
     lines = with_hydrogens(model_lines(tmp_path))
-    text = dssp_mmcif_text("\n".join(lines))
+    text = dssp_copy(parse_structure("\n".join(lines))).text
     atom_rows = [row.split() for row in text.split("\n") if row.startswith("ATOM ")]
     heavy = [line for line in lines if line.startswith("ATOM") and line[76:78].strip() != "H"]
     assert len(atom_rows) == len(heavy) < sum(line.startswith("ATOM") for line in lines)
@@ -257,7 +366,7 @@ def test_waters_change_no_residue_line_of_the_pdb_copy(example, tmp_path):
 
 def test_waters_are_left_out():
     lines = plain_form(read_first_model_text(REPO_ROOT / "examples" / "4E43.pdb"), keep_waters=True).split("\n")
-    text = dssp_mmcif_text("\n".join(lines))
+    text = dssp_copy(parse_structure("\n".join(lines))).text
     atom_rows = [row for row in text.split("\n") if row.startswith("ATOM ")]
     assert len(atom_rows) == sum(line.startswith("ATOM") for line in lines) > 0
     assert "HOH" not in text
@@ -265,7 +374,9 @@ def test_waters_are_left_out():
 
 def side_chain_free_cases() -> list:
     goldens = [pytest.param(("golden", name), id=name) for name in ("1A2K_r_l_b_model", "dove_correct")]
-    return goldens + [pytest.param(("example", name), id=name) for name in ("1BD2.pdb.gz", "4E43.pdb")]
+    examples = [pytest.param(("example", name), id=name) for name in ("1BD2.pdb.gz", "4E43.pdb")]
+    # Whole 4E43: every conformer of its alternate locations goes to mkdssp, and counts in the reach.
+    return goldens + examples + [pytest.param(("whole example", "4E43.pdb"), id="4E43 whole")]
 
 
 @needs_mkdssp
@@ -277,18 +388,16 @@ def test_side_chains_out_of_reach_change_nothing_that_is_read(case, tmp_path):
     kind, name = case
     if kind == "golden":
         text = read_first_model_text(need_reference("golden", name, "input.pdb"))
-    else:
+    elif kind == "example":
         text = plain_form(read_first_model_text(REPO_ROOT / "examples" / name), keep_waters=False)
+    else:
+        text = read_first_model_text(REPO_ROOT / "examples" / name)
     structure = parse_structure(text)
     interface = interface_residues(structure)
     whole = residues_within_reach(structure, interface)
     runs = {}
     for label, keep in (("whole", None), ("backbone out of reach", whole)):
-        copy = tmp_path / f"{label}.cif"
-        copy.write_text(dssp_mmcif_text(text, keep))
-        output = copy.with_suffix(".dssp")
-        subprocess.run([MKDSSP, "--output-format=dssp", str(copy), str(output)], check=True, capture_output=True)
-        runs[label] = (parse_dssp_output(output.read_text()), copy.read_text().count("\nATOM "))
+        runs[label] = (DsspRun(structure, keep).result(), dssp_copy(structure, keep).text.count("\nATOM "))
     (full, full_atoms), (cut, cut_atoms) = runs["whole"], runs["backbone out of reach"]
     assert cut_atoms < full_atoms and len(whole) < len(structure.residue_chain)
     assert [(r.chain, r.seq, r.icode, r.secondary_structure, r.phi, r.psi) for r in cut] == [
@@ -300,3 +409,21 @@ def test_side_chains_out_of_reach_change_nothing_that_is_read(case, tmp_path):
     assert [(r.chain, r.seq, r.icode, r.accessibility) for r in cut if (r.chain, r.seq, r.icode) in keys] == read
     # Out of reach, accessibility does change: the check above can fail.
     assert [r.accessibility for r in cut] != [r.accessibility for r in full]
+
+
+@needs_mkdssp
+def test_names_cif_would_misread_are_quoted(tmp_path):
+    # A blank residue name and atom names starting with a quote or an underscore: the copy stays valid CIF and
+    # mkdssp reads every residue.
+    lines = model_lines(tmp_path)
+    atoms = [k for k, line in enumerate(lines) if line.startswith("ATOM") and line[21] == "A"]
+    for k in atoms:
+        if lines[k][22:27] == lines[atoms[0]][22:27]:  # every atom of the first residue
+            lines[k] = f"{lines[k][:17]}   {lines[k][20:]}"
+    side_chain = next(k for k in atoms if lines[k][12:16].strip() not in ("N", "CA", "C", "O"))
+    lines[side_chain] = f"{lines[side_chain][:12]}'CB {lines[side_chain][16:]}"
+    other = next(k for k in atoms[10:] if lines[k][12:16].strip() not in ("N", "CA", "C", "O"))
+    lines[other] = f"{lines[other][:12]}_X1 {lines[other][16:]}"
+    structure = parse_structure("\n".join(lines))
+    residues = DsspRun(structure).result()
+    assert len(residues) == len(DsspRun(parse_structure("\n".join(model_lines(tmp_path)))).result())

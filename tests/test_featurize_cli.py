@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import signal
@@ -41,7 +42,7 @@ def complex_folder(tmp_path):
     shutil.copy(EXAMPLES / "1HVR.pdb", folder / "dimer.v1.pdb")
     shutil.copy(EXAMPLES / "4E43.pdb", folder / "trimer.pdb")
     (folder / "broken.pdb").write_text("REMARK nothing here\n")
-    (folder / "notes.txt").write_text("not a structure file, ignored\n")
+    (folder / "notes.txt").write_text("not a structure file: listed in skipped.csv\n")
     return folder
 
 
@@ -62,8 +63,10 @@ def test_folder_command_writes_graphs_labels_and_skipped_list(tmp_path, complex_
     for field in ("x", "edge_index", "edge_attr"):
         assert torch.equal(getattr(graph, field), getattr(direct, field)), field
     assert load_graph(out / "trimer.pt").y.item() == np.float32(0.5)
-    skipped = (out / "skipped.csv").read_text().splitlines()
-    assert skipped == ["MODEL,REASON", "broken,not a PDB file: no ATOM/HETATM records"]
+    skipped = list(csv.reader((out / "skipped.csv").read_text().splitlines()))
+    assert skipped[0] == ["MODEL", "REASON"] and skipped[1][0] == "notes.txt"
+    assert skipped[1][1].startswith("not a structure file (expected one of .pdb.gz")
+    assert skipped[2:] == [["broken", "not a PDB file: no ATOM/HETATM records"]]
     assert "skipped broken: not a PDB file" in capsys.readouterr().err
 
     # A second run refuses to clobber, and says so; --overwrite replaces.
@@ -228,7 +231,7 @@ def test_cache_fingerprint_covers_every_module_featurisation_computes_with():
     # A module added to the featurisation (say, a new DSSP input writer) must change the cache key when edited.
     from data.graph_cache import FEATURISATION_MODULES
 
-    not_shaping_numbers = {"graph_cache", "graph_io", "workers", "files", "faults"}
+    not_shaping_numbers = {"graph_cache", "graph_io", "workers", "files", "faults", "inputs"}  # inputs: names
     folder = Path(data.featurize.__file__).parent
     reached, pending = set(), ["featurize"]
     while pending:

@@ -319,10 +319,42 @@ def test_blank_chain_ids_say_so(tmp_path, base_lines):
     assert unscorable_reason(write(tmp_path / "blank.pdb", lines)).startswith("only one chain (all chain ids blank")
 
 
-def test_mmcif_is_refused_with_a_reason(tmp_path):
-    path = tmp_path / "model.pdb"
-    path.write_text("data_model\nloop_\n_atom_site.group_PDB\nATOM   1    N N   . MET A 1 1 ? 0.0 0.0 0.0\n")
-    assert unscorable_reason(path) == "not a PDB file: mmCIF is not supported (convert it to PDB format)"
+def test_broken_mmcif_gets_a_reason(tmp_path):
+    path = tmp_path / "model.cif"
+    path.write_text("data_model\nloop_\n_atom_site.group_PDB\n_atom_site.Cartn_x\nATOM 1.0 2.0\n")
+    assert unscorable_reason(path).startswith("unreadable mmCIF")
+    path.write_text("data_model\n_cell.length_a 10\n")
+    assert unscorable_reason(path) == "mmCIF without atom_site records (no coordinates)"
+
+
+def test_ca_only_model_says_so(tmp_path, base_lines):
+    lines = [line for line in base_lines if not line.startswith("ATOM") or line[12:16] == " CA "]
+    assert unscorable_reason(write(tmp_path / "coarse.pdb", lines)).startswith("CA-only (coarse-grained) model")
+
+
+def hetero_line(record: str, serial: int, atom: str, residue: str, chain: str, number: int, xyz) -> str:
+    return (f"{record:<6}{serial:5d} {atom:<4} {residue:>3} {chain}{number:4d}    {xyz[0]:8.3f}{xyz[1]:8.3f}"
+            f"{xyz[2]:8.3f}  1.00  0.00          {atom.strip()[:2]:>2}")
+
+
+@pytest.mark.parametrize(
+    ("kind", "records", "described"),
+    [
+        ("ion as an ATOM chain", [("ATOM", "ZN", "ZN")], "Z: ion ZN"),
+        ("calcium as an ATOM chain", [("ATOM", "CA", "CA")], "Z: ion CA"),
+        ("ion as a HETATM chain", [("HETATM", "MG", "MG")], "Z: ion MG"),
+        ("nucleic acid", [("ATOM", "P", "DA"), ("ATOM", "C1'", "DA"), ("ATOM", "N9", "DA")], "Z: nucleic acid"),
+        ("glycan", [("HETATM", "C1", "NAG"), ("HETATM", "O5", "NAG")], "Z: glycan NAG"),
+    ],
+)
+def test_one_protein_chain_beside_non_protein_chains_says_so(tmp_path, base_lines, kind, records, described):
+    chain_a = [line for line in base_lines if not (line.startswith("ATOM") and line[21] == "B")]
+    ca = next(line for line in base_lines if line[12:16] == " CA " and residue(line) == ("A", 1))
+    extra = [hetero_line(record, 9000 + k, atom, name, "Z", 1, coordinates(ca) + [3.0 + k, 0.0, 0.0])
+             for k, (record, atom, name) in enumerate(records)]
+    reason = unscorable_reason(write(tmp_path / "one_protein.pdb", chain_a[:-1] + extra + chain_a[-1:]))
+    assert reason.startswith("only one protein chain (A); the other chains hold no amino acids")
+    assert described in reason
 
 
 def test_no_interface(tmp_path, base_lines):

@@ -119,7 +119,7 @@ def test_unscorable_inputs_are_listed_with_reasons(first_run):
     out, completed, _ = first_run
     skipped = {row["MODEL"]: row["REASON"] for row in read_rows(out / "skipped.csv")}
     assert set(skipped) == {"notes.txt", "empty", "monomer"}
-    assert "not a PDB file" in skipped["notes.txt"]
+    assert "not a structure file" in skipped["notes.txt"]
     assert "empty" in skipped["empty"].lower()
     assert "chain" in skipped["monomer"].lower()
     for name in skipped:
@@ -181,7 +181,7 @@ def test_bad_arguments_exit_2(tmp_path, trained_checkpoint):
     empty = tmp_path / "empty"
     empty.mkdir()
     completed = run_infer("-c", str(empty), "-r", str(tmp_path / "out"), "--checkpoint", str(trained_checkpoint))
-    assert completed.returncode == 2 and "no PDB files" in completed.stderr
+    assert completed.returncode == 2 and "no structure files" in completed.stderr
     completed = run_infer("-c", str(tmp_path / "missing"), "-r", str(tmp_path / "out"))
     assert completed.returncode == 2 and "not found" in completed.stderr
     (empty / "a.pdb").write_text("ATOM\n")

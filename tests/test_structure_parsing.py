@@ -19,7 +19,7 @@ from model.checkpoint_paths import reference_root
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FIELDS = (
     "atom_xyz", "atom_name_initial", "residue_chain", "residue_hetero", "residue_seq", "residue_icode",
-    "residue_name", "residue_ca", "residue_atoms",
+    "residue_name", "residue_ca", "residue_atoms", "atom_name",
 )
 REGULAR_CASES = (
     "chain comes back after another",

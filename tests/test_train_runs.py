@@ -124,8 +124,9 @@ def test_overwrite_replaces_the_earlier_run(small_data, tmp_path):
 def test_two_processes_train_and_gather_validation_without_duplicates(small_data, tmp_path):
     save_dir = tmp_path / "run"
     run_python(
-        "-m", "accelerate.commands.launch", "--config_file", "accelerate_config/multi_gpu.yaml",
-        "--num_processes", 2, "train.py", "--cpu", *small_data, "--num_epochs", 2, "--save_dir", save_dir,
+        "-m", "accelerate.commands.launch", "--config_file", "accelerate_config/ddp.yaml",
+        "--num_processes", 2, "train.py", "--cpu", "--parallel", "ddp", *small_data, "--num_epochs", 2,
+        "--save_dir", save_dir,
     )  # fmt: skip
     sessions = json.loads((save_dir / "environment.json").read_text())["sessions"]
     assert sessions[0]["num_processes"] == 2

@@ -31,7 +31,9 @@ from training.metrics import METRICS_COLUMNS, metrics_rows
 RESUME_KEY = "topoqa_resume"  # extra top-level entry of topo_last.ckpt; Lightning ignores it
 RESUME_FORMAT_VERSION = 1
 TIMING_COLUMNS = ["epoch", "train_seconds", "val_seconds", "epoch_seconds"]
-OUTPUT_PATTERNS = ("topo_*.ckpt", "topo_*.safetensors", "metrics.csv", "timings.csv", "config.yaml", "environment.json")
+OUTPUT_PATTERNS = (
+    "topo_*.ckpt", "topo_*.safetensors", "metrics.csv", "timings.csv", "config.yaml", "environment.json", "curves.png",
+)
 
 
 def earlier_outputs(save_dir: Path) -> list[Path]:
@@ -81,15 +83,20 @@ class TrainingRun:
     global_step: int = 0
     metric_rows: list = field(default_factory=list)
     timing_rows: list = field(default_factory=list)
+    # "exact": every process holds the one-process run's random state, so one is saved and any number of
+    # processes may resume; "ddp": one state per process, and the number of processes must not change.
+    parallel: str = "exact"
 
     @classmethod
-    def start(cls, save_dir: Path, config: TrainConfig, fingerprints: dict[str, str]) -> TrainingRun:
-        return cls(save_dir, config, fingerprints, BestCheckpoints(save_dir))
+    def start(
+        cls, save_dir: Path, config: TrainConfig, fingerprints: dict[str, str], parallel: str = "exact"
+    ) -> TrainingRun:
+        return cls(save_dir, config, fingerprints, BestCheckpoints(save_dir), parallel=parallel)
 
     @classmethod
     def resume(
         cls, save_dir: Path, config: TrainConfig, fingerprints: dict[str, str], accelerator: Accelerator,
-        model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+        model: torch.nn.Module, optimizer: torch.optim.Optimizer, parallel: str = "exact",
     ) -> TrainingRun:
         """Restore model, Adam, best-k bookkeeping, counters, metrics and RNG from topo_last.ckpt."""
         try:
@@ -105,7 +112,11 @@ class TrainingRun:
             for split in fingerprints
             if saved["fingerprints"][split] != fingerprints[split]
         ]
-        if len(saved["rng_states"]) != accelerator.num_processes:
+        # Runs saved before the parallel modes existed: one random state = one process, which is exact mode.
+        saved_parallel = saved.get("parallel", "exact" if len(saved["rng_states"]) == 1 else "ddp")
+        if saved_parallel != parallel:
+            problems.append(f"parallel mode: {saved_parallel} -> {parallel}")
+        elif parallel == "ddp" and len(saved["rng_states"]) != accelerator.num_processes:
             problems.append(f"processes: {len(saved['rng_states'])} -> {accelerator.num_processes}")
         if problems:
             raise SystemExit(
@@ -115,13 +126,13 @@ class TrainingRun:
         optimizer.load_state_dict(last.lightning["optimizer_states"][0])
         run = cls(
             save_dir, config, fingerprints, BestCheckpoints(save_dir), last.lightning["epoch"] + 1,
-            last.lightning["global_step"], saved["metrics"], saved["timings"],
+            last.lightning["global_step"], saved["metrics"], saved["timings"], parallel,
         )
         run.best.load_state_dict(last.lightning["callbacks"][STATE_KEY])
         if accelerator.is_main_process:
             remove_unlisted_checkpoints(save_dir, run.best)
         # Back to the random state right after the saved epoch, so the next epoch draws what it would have.
-        restore_rng_state(saved["rng_states"][accelerator.process_index])
+        restore_rng_state(saved["rng_states"][0 if parallel == "exact" else accelerator.process_index])
         return run
 
     def save_epoch(
@@ -145,7 +156,8 @@ class TrainingRun:
                 "epoch_seconds": round(summary.epoch_seconds, 4),
             }
         )
-        rng_states = gather_object([capture_rng_state()])  # one per process, for --resume
+        # For --resume: exact mode's processes all hold the same state (checked after every window); DDP's differ.
+        rng_states = [shared_rng_state()] if self.parallel == "exact" else gather_object([capture_rng_state()])
         topk = self.best.update(epoch, torch.tensor(summary.val_loss, dtype=torch.float32))
         if accelerator.is_main_process:
             self._write_epoch_files(
@@ -161,6 +173,7 @@ class TrainingRun:
         resume_state = {
             "format_version": RESUME_FORMAT_VERSION, "config": config, "fingerprints": self.fingerprints,
             "rng_states": rng_states, "metrics": self.metric_rows, "timings": self.timing_rows,
+            "parallel": self.parallel,
         }
         metadata = {
             "epoch": summary.epoch, "global_step": self.global_step, "val_loss": summary.val_loss,
@@ -194,6 +207,16 @@ class TrainingRun:
         write_lightning(self.save_dir / LAST_NAME, {**checkpoint(), RESUME_KEY: resume_state}, overwrite=True)
 
 
+def shared_rng_state() -> dict:
+    """Exact mode's random state, the same in every process. Each process draws on its own GPU's generator, so
+    the one that matters is the current device's: it is saved for every device, and whichever device a process
+    resumes on gets it (a one-process run never draws on the others)."""
+    state = capture_rng_state()
+    if state["cuda"]:
+        state["cuda"] = [torch.cuda.get_rng_state()] * len(state["cuda"])
+    return state
+
+
 def remove_unlisted_checkpoints(save_dir: Path, best: BestCheckpoints) -> None:
     """On resume: drop what an interrupted epoch wrote before its topo_last.ckpt (it is redone identically):
     top-k and best-copy files the restored state does not list, and half-written temporary files."""
@@ -210,7 +233,7 @@ def remove_unlisted_checkpoints(save_dir: Path, best: BestCheckpoints) -> None:
 
 def write_run_report(
     save_dir: Path, config: TrainConfig, accelerator: Accelerator, start_epoch: int, environment: dict,
-    torch_settings: dict, resume: bool,
+    torch_settings: dict, resume: bool, parallel: str = "exact",
 ) -> None:
     """config.yaml, and environment.json with one entry per session (first start, then each resume)."""
     write_text_atomically(save_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False), overwrite=True)
@@ -222,6 +245,11 @@ def write_run_report(
             "start_epoch": start_epoch,
             "command": sys.argv,
             "num_processes": accelerator.num_processes,
+            "parallel": {
+                "exact": "exact: the one-process run's numbers, bit for bit, whatever the number of processes",
+                "ddp": "ddp: gradients averaged over processes (DistributedDataParallel), not the one-process run",
+            }[parallel] if accelerator.num_processes > 1 else "exact: one process",
+            "parallel_mode": parallel,
             "device": str(accelerator.device),
             "mixed_precision": accelerator.mixed_precision,
             "environment_variables_applied": environment,
