@@ -7,6 +7,7 @@ GEOMETRY_XYY reproduces the reference defect the published checkpoint was traine
 from __future__ import annotations
 
 import numpy as np
+from Bio.PDB.kdtrees import KDTree
 
 from data.graph_arrays import EDGE_FEATURES
 from data.node_features import min_max_scale
@@ -17,6 +18,9 @@ GEOMETRY_XYZ = "xyz"
 GEOMETRIES = (GEOMETRY_XYY, GEOMETRY_XYZ)
 EDGE_CUTOFF = 10.0
 HISTOGRAM_EDGES_PER_CHUNK = 2048  # bounds the [edges, atoms, atoms, 3] temporary to a few tens of MB
+# Candidate pairs come from a KD-tree searched a little beyond the cutoff; the exact test follows.
+CANDIDATE_SLACK = 1e-3
+KDTREE_BUCKET_SIZE = 10
 
 
 def decimal_ca_coordinates(ca32: np.ndarray) -> np.ndarray:
@@ -60,12 +64,28 @@ def distance_histograms(points: np.ndarray, bounds: np.ndarray, first: np.ndarra
     return counts
 
 
+def candidate_pairs(points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(first, second), first < second: every pair of rows of `points` within `radius` (and maybe a few more),
+    in row-major order (sorted by first, then second), as `np.triu_indices` would list them."""
+    if len(points) < 2:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    tree = KDTree(np.ascontiguousarray(points, dtype=np.float64), KDTREE_BUCKET_SIZE)
+    pairs = np.array([(pair.index1, pair.index2) for pair in tree.neighbor_search(radius)], dtype=np.int64)
+    pairs = np.sort(pairs.reshape(-1, 2), axis=1)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    return pairs[order, 0], pairs[order, 1]
+
+
 def edge_features(
     structure: ComplexStructure, nodes: np.ndarray, ca_decimal: np.ndarray, geometry: str = GEOMETRY_XYY
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(edge_index int64 [2, E], scaled edge features float64 [E, 11]) for residue indices `nodes` in node order."""
+    """(edge_index int64 [2, E], scaled edge features float64 [E, 11]) for residue indices `nodes` in node order.
+
+    Node pairs in the reference's i < j double-loop order; only pairs a KD-tree finds near the cutoff are
+    tested (all pairs of a large interface would take memory quadratic in its size), with the same arithmetic.
+    """
     chains = structure.residue_chain[nodes]
-    first, second = np.triu_indices(len(nodes), k=1)  # row-major: the reference's i < j double loop order
+    first, second = candidate_pairs(ca_decimal, EDGE_CUTOFF + CANDIDATE_SLACK)
     diff = ca_decimal[first] - ca_decimal[second]
     distance = np.sqrt(diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1] + diff[:, 2] * diff[:, 2])
     keep = (chains[first] != chains[second]) & (distance > 0) & (distance < EDGE_CUTOFF)

@@ -28,6 +28,8 @@ MIN_PERSISTENCE = 0.01
 ELEMENT_GROUPS = ("C", "N", "O", "CN", "CO", "NO", "CNO")
 STATISTICS = ("sum", "min", "max", "mean", "std")
 PRIM_MATRIX_ENTRIES_PER_BATCH = 2_000_000  # ~16 MB of float64 per batch of residues
+# Interface residues whose neighbourhoods are in memory at once (distance matrices ~0.5-2 MB each with hydrogens).
+CENTRES_PER_CHUNK = 128
 ALPHA_PRECISION_ENV = "TOPOQA_ALPHA_PRECISION"
 ALPHA_PRECISIONS = ("fast", "safe", "exact")
 # GUDHI's 'safe' values are only guaranteed to a relative precision, 1e-5 unless set: near-degenerate clouds
@@ -206,9 +208,20 @@ def element_group_clouds(
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """The point clouds of every centre's 8 A neighbourhood, one per element group (centre by centre, groups in
     ELEMENT_GROUPS order); and per centre, its C/N/O points and their [groups, points] group membership."""
-    groups = np.stack([np.isin(atom_initials, list(group)) for group in ELEMENT_GROUPS])
+    return clouds_of_neighbourhoods(atom_xyz, group_membership(atom_initials), neighbourhoods(atom_xyz, centres))
+
+
+def group_membership(atom_initials: np.ndarray) -> np.ndarray:
+    """[groups, atoms] boolean: whether each atom's element is in each of ELEMENT_GROUPS."""
+    return np.stack([np.isin(atom_initials, list(group)) for group in ELEMENT_GROUPS])
+
+
+def clouds_of_neighbourhoods(
+    atom_xyz: np.ndarray, groups: np.ndarray, neighbourhood_atoms: list[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """`element_group_clouds` for neighbourhoods already found (atom indices per centre)."""
     clouds, residue_points, memberships = [], [], []
-    for atoms in neighbourhoods(atom_xyz, centres):
+    for atoms in neighbourhood_atoms:
         points = atom_xyz[atoms].astype(np.float64)
         member = groups[:, atoms]
         in_any = member.any(axis=0)
@@ -219,14 +232,27 @@ def element_group_clouds(
 
 
 def topology_table(atom_xyz: np.ndarray, atom_initials: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """[len(centres), 140] raw topological features (float64): 35 H0 numbers group by group, then 105 H1 numbers."""
-    clouds, residue_points, memberships = element_group_clouds(atom_xyz, atom_initials, centres)
-    # One distance matrix per residue (its C/N/O atoms) serves all seven groups.
-    distances = [pairwise_distances(points) for points in residue_points]
-    mst = minimum_spanning_tree_weights(distances, memberships)
-    h0 = h0_summaries_of_clouds([weights for residue in mst for weights in residue])
-    h1 = h1_summaries_of_clouds(clouds, alpha_precision())
+    """[len(centres), 140] raw topological features (float64): 35 H0 numbers group by group, then 105 H1 numbers.
+
+    Centres are taken CENTRES_PER_CHUNK at a time, so that memory does not grow with the interface (each
+    residue's distance matrix and clouds are dropped once its row is done): every row is computed on its own
+    (the batched MST and summaries are row-independent), so the rows do not depend on the chunking.
+    """
+    groups = group_membership(atom_initials)
+    neighbourhood_atoms = neighbourhoods(atom_xyz, centres)
+    precision = alpha_precision()
     groups_in_row = len(ELEMENT_GROUPS)
-    return np.concatenate(
-        [h0.reshape(len(centres), 5 * groups_in_row), h1.reshape(len(centres), 15 * groups_in_row)], axis=1
-    )
+    rows = [np.zeros((0, len(TOPO_COLUMNS)))]
+    for start in range(0, len(neighbourhood_atoms), CENTRES_PER_CHUNK):
+        chunk = neighbourhood_atoms[start : start + CENTRES_PER_CHUNK]
+        clouds, residue_points, memberships = clouds_of_neighbourhoods(atom_xyz, groups, chunk)
+        # One distance matrix per residue (its C/N/O atoms) serves all seven groups.
+        distances = [pairwise_distances(points) for points in residue_points]
+        mst = minimum_spanning_tree_weights(distances, memberships)
+        del distances
+        h0 = h0_summaries_of_clouds([weights for residue in mst for weights in residue])
+        h1 = h1_summaries_of_clouds(clouds, precision)
+        rows.append(np.concatenate(
+            [h0.reshape(len(chunk), 5 * groups_in_row), h1.reshape(len(chunk), 15 * groups_in_row)], axis=1
+        ))
+    return np.concatenate(rows)
