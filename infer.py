@@ -193,12 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     # folder, and every process reads it after. One process connects later, while its workers featurise.
     place = launched_place()
     state = connect_processes(place, scoring_on_cpu(args.device)) if place.count > 1 else None
+    if state is not None:
+        state.wait_for_everyone()  # every process has checked the folder as it was
     if place.is_main:
         if partial.exists() and not args.resume:
             partial.discard()  # --overwrite (check_partial_results refused otherwise)
         partial.start(settings)
     if state is not None:
         state.wait_for_everyone()
+        if partial.settings() != settings:
+            fail(f"{partial.folder}: not written by the main process; with several machines, --result_folder must "
+                 "be a folder they all share")
     keys = {path: input_key(path, folder) for path in inputs}
     finished = {key: record for key, record in partial.records().items() if key in keys.values()}
     # The share comes from all the inputs, finished or not: another process appending meanwhile changes nothing.
