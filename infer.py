@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             fail(f"{partial.folder}: not written by the main process; with several machines, --result_folder must "
                  "be a folder they all share")
     keys = {path: input_key(path, folder) for path in inputs}
-    finished = {key: record for key, record in partial.records().items() if key in keys.values()}
+    wanted = set(keys.values())
+    finished = {key: record for key, record in partial.records().items() if key in wanted}
     # The share comes from all the inputs, finished or not: another process appending meanwhile changes nothing.
     todo = [path for path in share(inputs, place.index, place.count) if keys[path] not in finished]
     if place.is_main and finished:

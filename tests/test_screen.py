@@ -107,6 +107,8 @@ def test_two_processes_write_the_same_bytes(tmp_path, screen_folder, labels, tra
     skipped = [line.split(",")[0] for line in (out / "skipped.csv").read_text().splitlines()[1:]]
     assert skipped == ["notes.txt", "empty", "monomer"]  # each with its reason, as one process gives it
     assert completed.stdout.count("scored 4 of 6 complexes") == 1  # the main process reports, once
+    # One bar for the run: the main process's, which counts the other's complexes too.
+    assert completed.stderr.count("scoring:   0%") == 1 and "| 6/6 [" in completed.stderr
     assert not (out / "partial").exists()
 
 
