@@ -1,10 +1,14 @@
 """Score every protein complex in a folder with TopoQA.
 
     python infer.py --complex_folder DIR [--result_folder OUT] [--checkpoint CKPT]
+    accelerate launch --config_file accelerate_config/screen.yaml [--num_processes N] infer.py -c DIR -r OUT
 
 Writes OUT/result.csv (MODEL,PRED_DOCKQ, the reference format), OUT/ranking.csv
 (highest predicted DockQ first) and OUT/skipped.csv (MODEL,REASON for every input
 that could not be scored). With --labels it also evaluates the ranking.
+Each complex is scored as soon as it is featurised and recorded in OUT/partial/ at once;
+a killed run is finished by the same command with --resume. Launched as several
+processes, each scores its share and the main one writes the same files, byte for byte.
 Exit code: 0 when at least one complex was scored, 1 when none could be, 2 for
 bad arguments (missing folder or checkpoint, outputs that exist already, ...).
 """
@@ -21,14 +25,17 @@ from pathlib import Path
 # Only light imports up to the point where featurisation starts: its worker processes are forked from this one
 # and never need torch. torch and the network are imported while they work (see main()).
 from data.edges import GEOMETRY_XYY
-from data.featurize import FeaturizeJobs, featurize_many
-from data.files import write_csv
-from data.graph_cache import CACHE_ENV, default_cache_dir
+from data.faults import fault_point
+from data.featurize import FeaturizeJobs
+from data.files import sha256_file, write_csv
+from data.graph_cache import CACHE_ENV, default_cache_dir, featurisation_fingerprint
 from data.inputs import STRUCTURE_SUFFIXES, complex_inputs
 from data.labels import LabelFileError, read_labels
 from data.topology import alpha_precision
-from data.workers import exit_on_interrupt, interrupts_deferred
+from data.workers import available_cpus, exit_on_interrupt, interrupts_deferred
 from model.checkpoint_paths import default_checkpoint_path, safetensors_metadata
+from scoring.partial import PartialResults, Record
+from scoring.processes import RunProgress, connect_processes, launched_place, share
 
 OUTPUT_FILES = ("result.csv", "ranking.csv", "skipped.csv")
 
@@ -43,9 +50,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-r", "--result_folder", default=".", help="where result.csv goes (default: current folder)")
     parser.add_argument("--checkpoint", help="`.ckpt` or `.safetensors` (default: $TOPOQA_CHECKPOINT, else the "
                         "published checkpoint in $TOPOQA_REFERENCE)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="featurisation processes (default: all cores)")
-    parser.add_argument("--batch_size", type=int, default=16, help="graphs per forward pass (default: 16)")
+    parser.add_argument("--jobs", type=int, help="featurisation processes (default: the machine's cores, shared "
+                        "between the processes `accelerate launch` starts on it)")
+    parser.add_argument("--batch_size", type=int, default=16, help="accepted for older command lines; every "
+                        "complex is scored alone, so that its score never depends on the others")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--geometry", choices=("xyy", "xyz"), help="edge-histogram geometry (default: the "
                         "checkpoint's, or xyy, the published checkpoint's training geometry)")
@@ -56,7 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "also evaluate the ranking")
     parser.add_argument("--target_column", default="target", help="target column name in --labels (default: target)")
     parser.add_argument("--report", action="store_true", help="also write report.html (pictures of the ranking)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing result files")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing result files (and discard "
+                        "the partial results of an unfinished run)")
+    parser.add_argument("--resume", action="store_true", help="finish a killed run: score only the complexes "
+                        "missing from RESULT_FOLDER/partial (same arguments as the killed run)")
     return parser.parse_args(argv)
 
 
@@ -84,6 +95,38 @@ def read_label_table(path: Path, target_column: str) -> dict[str, tuple[float, s
     return {label.model: (label.value, label.target or "all") for label in labels}
 
 
+def run_settings(folder: Path, checkpoint_path: Path, geometry: str) -> dict[str, str]:
+    """What decides a complex's number in this run: a resumed run must have the same."""
+    return {
+        "complex_folder": str(folder.resolve()),
+        "checkpoint_sha256": sha256_file(checkpoint_path),
+        "geometry": geometry,
+        "alpha_precision": alpha_precision(),
+        "featurisation": featurisation_fingerprint(),
+    }
+
+
+def check_partial_results(partial: PartialResults, settings: dict[str, str], args: argparse.Namespace) -> None:
+    """Refuse partial results of another run unless told what to do with them (read-only: every process runs it)."""
+    if not partial.exists():
+        return
+    if not args.resume:
+        if not args.overwrite:
+            fail(f"{partial.folder} holds the partial results of an unfinished run: pass --resume (with the same "
+                 "arguments) to finish it, or --overwrite to discard them and start again")
+        return
+    recorded = partial.settings()
+    if recorded is not None and recorded != settings:
+        changed = ", ".join(key for key in sorted(settings) if recorded.get(key) != settings[key])
+        fail(f"{partial.folder}: the unfinished run used another {changed}; --resume needs the same arguments "
+             "(or pass --overwrite without --resume to discard it and start again)")
+
+
+def input_key(path: Path, folder: Path) -> str:
+    """What identifies an input in the partial results: its path inside the complex folder."""
+    return path.relative_to(folder).as_posix()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -91,23 +134,26 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.complex_folder)
     if not folder.is_dir():
         fail(f"{folder}: complex folder not found")
-    if args.batch_size < 1 or args.jobs < 1:
+    if args.batch_size < 1 or (args.jobs is not None and args.jobs < 1):
         fail("--batch_size and --jobs must be at least 1")
     try:
         alpha_precision()
     except ValueError as error:
         fail(str(error))
     result_folder = Path(args.result_folder)
+    partial = PartialResults(result_folder)
+    resuming = args.resume and partial.exists()  # outputs there are then this run's, written before a kill
     outputs = OUTPUT_FILES + (("evaluation.csv",) if args.labels else ()) + (("report.html",) if args.report else ())
     existing = [result_folder / name for name in outputs if (result_folder / name).exists()]
-    if existing and not args.overwrite:
+    if existing and not args.overwrite and not resuming:
         fail(f"{existing[0]} already exists; pass --overwrite to replace it, or choose another --result_folder")
     labels = read_label_table(Path(args.labels), args.target_column) if args.labels else None
 
     inputs, names, skipped = complex_inputs(folder, recursive=args.recursive)
     if not inputs:
         fail(f"{folder}: no structure files found (looked for {', '.join(STRUCTURE_SUFFIXES)})")
-    if args.work_dir and not args.overwrite:
+    name_of = dict(zip(inputs, names, strict=True))
+    if args.work_dir and not args.overwrite and not resuming:
         kept = [Path(args.work_dir) / f"{name}.pt" for name in names]
         clashes = [path for path in kept if path.exists()]
         if clashes:
@@ -128,8 +174,35 @@ def main(argv: list[str] | None = None) -> int:
     require_writable_folder(result_folder, "--result_folder")
     if args.work_dir:
         require_writable_folder(Path(args.work_dir), "--work_dir")
-    featurisation = FeaturizeJobs(inputs, geometry=geometry, jobs=args.jobs, cache_dir=cache_dir, background=True,
-                                  names=names)
+    settings = run_settings(folder, checkpoint_path, geometry)
+    check_partial_results(partial, settings, args)
+
+    # Under `accelerate launch` the processes meet before any writes: the main one alone prepares the partial
+    # folder, and every process reads it after. One process connects later, while its workers featurise.
+    place = launched_place()
+    state = connect_processes(place, scoring_on_cpu(args.device)) if place.count > 1 else None
+    if state is not None:
+        state.wait_for_everyone()  # every process has checked the folder as it was
+    if place.is_main:
+        if partial.exists() and not args.resume:
+            partial.discard()  # --overwrite (check_partial_results refused otherwise)
+        partial.start(settings)
+    if state is not None:
+        state.wait_for_everyone()
+        if partial.settings() != settings:
+            fail(f"{partial.folder}: not written by the main process; with several machines, --result_folder must "
+                 "be a folder they all share")
+    keys = {path: input_key(path, folder) for path in inputs}
+    wanted = set(keys.values())
+    finished = {key: record for key, record in partial.records().items() if key in wanted}
+    # The share comes from all the inputs, finished or not: another process appending meanwhile changes nothing.
+    todo = [path for path in share(inputs, place.index, place.count) if keys[path] not in finished]
+    if place.is_main and finished:
+        print(f"resuming: {len(finished)} of {len(inputs)} complexes are finished already ({partial.folder}); "
+              f"scoring the other {len(inputs) - len(finished)}", file=sys.stderr)
+    jobs = args.jobs or max(1, available_cpus() // place.local_count)
+    featurisation = FeaturizeJobs(todo, geometry=geometry, jobs=jobs, cache_dir=cache_dir, background=True,
+                                  names=[name_of[path] for path in todo])
 
     # While the workers featurise: the heavy imports (several seconds of CPU) and the checkpoint.
     with interrupts_deferred():  # a Ctrl-C during torch's import would be lost
@@ -138,7 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         from model.checkpoint import CheckpointError, read_checkpoint
         from model.predict import predict
         from model.topoqa import TopoQA
+        from training.determinism import apply_determinism_environment, configure_torch
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        featurisation.close()
+        fail("--device cuda: no CUDA device is available")
+    apply_determinism_environment()
+    state = state or connect_processes(place, scoring_on_cpu(args.device))
+    # One intra-op thread and deterministic kernels: a complex's bits may not depend on the machine's load, the
+    # number of processes (the launcher sets OMP_NUM_THREADS=1 for several) or the other complexes.
+    configure_torch(deterministic=True, num_threads=1)
     try:
         checkpoint = read_checkpoint(checkpoint_path)
     except CheckpointError as error:
@@ -146,84 +228,126 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(error))
     model = TopoQA()
     model.load_state_dict(checkpoint.state_dict, strict=True)
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        featurisation.close()
-        fail("--device cuda: no CUDA device is available")
-    model = model.to(device).eval()
+    model = model.to(state.device).eval()
 
     trained_geometry = checkpoint.metadata.get("geometry", GEOMETRY_XYY)
     if args.geometry and args.geometry != trained_geometry:
         print(f"warning: graphs use geometry {args.geometry} but the checkpoint was trained on {trained_geometry}; "
               "predictions will not match its calibration", file=sys.stderr)
-
-    results = featurisation.results(progress=True)
     wanted_geometry = args.geometry or trained_geometry
-    if wanted_geometry != geometry:
-        results = featurize_many(inputs, geometry=wanted_geometry, jobs=args.jobs, cache_dir=cache_dir, progress=True,
-                                 names=names)
-
-    # The featurizer's NumPy arrays go straight into the network: no PyG import (seconds) unless files are kept.
-    graphs = [result.arrays for result in results if result.arrays is not None]
-    skipped += [(result.name, result.reason) for result in results if result.arrays is None]
+    if wanted_geometry != geometry:  # nothing was scored yet: featurise again with the checkpoint's geometry
+        featurisation.close()
+        featurisation = FeaturizeJobs(todo, geometry=wanted_geometry, jobs=jobs, cache_dir=cache_dir,
+                                      names=[name_of[path] for path in todo])
     if args.work_dir:
         from model.graph_io import save_graph
 
-        for graph in graphs:
-            save_graph(graph.to_data(), Path(args.work_dir) / f"{graph.name}.pt", overwrite=args.overwrite)
+    # Streaming: each graph is scored alone as soon as it is ready, recorded on disk, and dropped.
+    progress = RunProgress(state, total=len(inputs), finished_before=len(finished))
+    writer = partial.writer(place.index)
+    new_records = []
+    for result in featurisation.completed():
+        prediction = None
+        if result.arrays is not None:
+            if args.work_dir:
+                save_graph(result.arrays.to_data(), Path(args.work_dir) / f"{result.name}.pt",
+                           overwrite=args.overwrite or resuming)
+            prediction = float(predict(model, [result.arrays])[0])
+        record = Record(keys[result.path], result.name, prediction, None if prediction is not None else result.reason)
+        writer.append([record])
+        fault_point("complex-recorded", record.model)
+        progress.advance()
+        new_records.append(record)
+    writer.close()
+    progress.close()
 
-    predictions = [float(value) for value in predict(model, graphs, args.batch_size)]
-    names = [graph.name for graph in graphs]
+    if state.num_processes > 1:
+        from accelerate.utils import gather_object
 
-    result_folder.mkdir(parents=True, exist_ok=True)
+        new_records = gather_object(new_records)
+    records = finished | {record.file: record for record in new_records}
+    in_order = [records[keys[path]] for path in inputs]  # every input is recorded once, by one process
+    scored = [(record.model, record.pred_dockq) for record in in_order if record.pred_dockq is not None]
+    skipped += [(record.model, record.reason) for record in in_order if record.pred_dockq is None]
+    if place.is_main:
+        write_outputs(result_folder, scored, skipped)
+        report(scored, skipped, len(inputs), time.perf_counter() - started, checkpoint_path, result_folder)
+        if labels is not None:
+            write_evaluation(result_folder, scored, labels, args.labels)
+        if args.report:
+            from model.report import write_report  # matplotlib: imported only for a report
+
+            write_report(result_folder / "report.html", [name for name, _ in scored],
+                         [value for _, value in scored], labels, skipped, overwrite=True)
+            print(f"report: {result_folder / 'report.html'}")
+        partial.discard()  # the outputs are complete: nothing is left to resume
+    return 0 if scored else 1
+
+
+def scoring_on_cpu(device: str) -> bool:
+    if device == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return device == "cpu"
+
+
+def write_outputs(result_folder: Path, scored: list[tuple[str, float]], skipped: list[tuple[str, str]]) -> None:
+    """result.csv (input order), ranking.csv and skipped.csv. Checked before any work: these files did not
+    exist, or --overwrite was given, or they are this run's own, from before it was killed (--resume)."""
     # repr of the float32 prediction as a Python float: the reference's text form.
-    # Checked before any work: these files did not exist, or --overwrite was given.
     write_csv(result_folder / "result.csv", ["MODEL", "PRED_DOCKQ"],
-              [[name, repr(value)] for name, value in zip(names, predictions, strict=True)], overwrite=True)
-    ranked = sorted(zip(names, predictions, strict=True), key=lambda item: (-item[1], item[0]))
+              [[name, repr(value)] for name, value in scored], overwrite=True)
     write_csv(result_folder / "ranking.csv", ["RANK", "MODEL", "PRED_DOCKQ"],
-              [[rank, name, repr(value)] for rank, (name, value) in enumerate(ranked, start=1)], overwrite=True)
+              [[rank, name, repr(value)] for rank, (name, value) in enumerate(ranked(scored), start=1)],
+              overwrite=True)
     write_csv(result_folder / "skipped.csv", ["MODEL", "REASON"], skipped, overwrite=True)
 
-    elapsed = time.perf_counter() - started
-    print(f"scored {len(graphs)} of {len(inputs)} complexes in {elapsed:.1f} s with {checkpoint_path}"
+
+def ranked(scored: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    return sorted(scored, key=lambda item: (-item[1], item[0]))
+
+
+def report(
+    scored: list[tuple[str, float]], skipped: list[tuple[str, str]], inputs: int, seconds: float,
+    checkpoint_path: Path, result_folder: Path,
+) -> None:
+    print(f"scored {len(scored)} of {inputs} complexes in {seconds:.1f} s with {checkpoint_path}"
           f" -> {result_folder / 'result.csv'}")
-    for name, value in ranked[:10]:
+    for name, value in ranked(scored)[:10]:
         print(f"  {value:.4f}  {name}")
-    if len(ranked) > 10:
-        print(f"  ... {len(ranked) - 10} more in {result_folder / 'ranking.csv'}")
+    if len(scored) > 10:
+        print(f"  ... {len(scored) - 10} more in {result_folder / 'ranking.csv'}")
     if skipped:
         print(f"could not score {len(skipped)} file(s) (listed in {result_folder / 'skipped.csv'}):", file=sys.stderr)
         for name, reason in skipped:
             print(f"  {name}: {reason}", file=sys.stderr)
 
-    if labels is not None:
-        labelled = [(name, value) for name, value in zip(names, predictions, strict=True) if name in labels]
-        unlabelled = len(names) - len(labelled)
-        if unlabelled:
-            print(f"warning: {unlabelled} scored complex(es) have no label in {args.labels}", file=sys.stderr)
-        if labelled:
-            from model.evaluation import evaluate  # scipy.stats: imported only when it is needed
 
-            evaluation = evaluate(
-                [name for name, _ in labelled],
-                [labels[name][1] for name, _ in labelled],
-                [value for _, value in labelled],
-                [labels[name][0] for name, _ in labelled],
-            )
-            rows = [[t.target, t.models, t.pearson, t.spearman, t.mse, t.top1_loss, int(t.top1_hit), int(t.top5_hit)]
-                    for t in evaluation.targets]
-            rows.append(["ALL", evaluation.models, evaluation.pearson, evaluation.spearman, evaluation.mse,
-                         evaluation.mean_top1_loss, evaluation.top1_hits, evaluation.top5_hits])
-            header = ["TARGET", "MODELS", "PEARSON", "SPEARMAN", "MSE", "TOP1_LOSS", "TOP1_HIT", "TOP5_HIT"]
-            write_csv(result_folder / "evaluation.csv", header, rows, overwrite=True)
-            print("\n".join(evaluation.summary_lines()))
-    if args.report:
-        from model.report import write_report  # matplotlib: imported only for a report
+def write_evaluation(
+    result_folder: Path, scored: list[tuple[str, float]], labels: dict[str, tuple[float, str]], label_file: str
+) -> None:
+    labelled = [(name, value) for name, value in scored if name in labels]
+    unlabelled = len(scored) - len(labelled)
+    if unlabelled:
+        print(f"warning: {unlabelled} scored complex(es) have no label in {label_file}", file=sys.stderr)
+    if not labelled:
+        return
+    from model.evaluation import evaluate  # scipy.stats: imported only when it is needed
 
-        write_report(result_folder / "report.html", names, predictions, labels, skipped, overwrite=True)
-        print(f"report: {result_folder / 'report.html'}")
-    return 0 if graphs else 1
+    evaluation = evaluate(
+        [name for name, _ in labelled],
+        [labels[name][1] for name, _ in labelled],
+        [value for _, value in labelled],
+        [labels[name][0] for name, _ in labelled],
+    )
+    rows = [[t.target, t.models, t.pearson, t.spearman, t.mse, t.top1_loss, int(t.top1_hit), int(t.top5_hit)]
+            for t in evaluation.targets]
+    rows.append(["ALL", evaluation.models, evaluation.pearson, evaluation.spearman, evaluation.mse,
+                 evaluation.mean_top1_loss, evaluation.top1_hits, evaluation.top5_hits])
+    header = ["TARGET", "MODELS", "PEARSON", "SPEARMAN", "MSE", "TOP1_LOSS", "TOP1_HIT", "TOP5_HIT"]
+    write_csv(result_folder / "evaluation.csv", header, rows, overwrite=True)
+    print("\n".join(evaluation.summary_lines()))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import threading
 import time
 import warnings
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -299,12 +300,25 @@ class FeaturizeJobs:
     def results(self, progress: bool = True) -> list[FeaturizeResult]:
         """Wait for every file; results in input order. Never raises for bad input."""
         results: list[FeaturizeResult | None] = [None] * len(self.paths)
+        for index, result in self._completed(progress):
+            results[index] = result
+        return [result for result in results if result is not None]
+
+    def completed(self, progress: bool = False) -> Iterator[FeaturizeResult]:
+        """Each file's result as soon as it is ready (in no particular order), so that a caller can use it and
+        drop it: memory then does not grow with the number of files. Never raises for bad input."""
+        for _, result in self._completed(progress):
+            yield result
+
+    def _completed(self, progress: bool) -> Iterator[tuple[int, FeaturizeResult]]:
+        """(input index, result) of every file, as they finish."""
         with tqdm(total=len(self.paths), desc="featurising", unit="complex", disable=not progress) as bar:
             if self._pool is None:
                 for index, path in enumerate(self.paths):
-                    results[index] = featurize_one(path, self._geometry, self._cache_dir, self.names[index])
+                    result = featurize_one(path, self._geometry, self._cache_dir, self.names[index])
                     bar.update()
-                return [result for result in results if result is not None]
+                    yield index, result
+                return
             for _ in range(self._extra_slots):  # the caller waits from now on: its CPU goes to the workers
                 self._free_slots.release()
             self._extra_slots = 0
@@ -316,7 +330,7 @@ class FeaturizeJobs:
                             break
                         broken = self._pool_broken or pool_is_broken(self._pool)
                     if broken:
-                        self._replace_broken_pool(results, lost, bar)
+                        yield from self._replace_broken_pool(lost, bar)
                         continue
                     try:
                         # A second's timeout, not to wait on a lock, but because Python 3.11's pool can lose a
@@ -326,24 +340,25 @@ class FeaturizeJobs:
                     except queue.Empty:
                         continue
                     if future is not None:
-                        self._collect(future, results, lost, bar)
+                        yield from self._collect(future, lost, bar)
             finally:
                 self.close(wait=True)  # every worker is idle by now: they exit at once
             for index in lost:
-                results[index] = featurize_alone(self.paths[index], self._geometry, self._cache_dir,
-                                                 self._scratch.path, self.names[index])
+                result = featurize_alone(self.paths[index], self._geometry, self._cache_dir, self._scratch.path,
+                                         self.names[index])
                 bar.update()
+                yield index, result
             self._scratch.remove()
-        return [result for result in results if result is not None]
 
-    def _collect(self, future: Future, results: list, lost: list[int], bar) -> None:
-        """Record a finished future: its result, or its complex as lost when the pool broke under it."""
+    def _collect(self, future: Future, lost: list[int], bar) -> Iterator[tuple[int, FeaturizeResult]]:
+        """A finished future's (index, result), or nothing, its complex counted as lost, when the pool broke
+        under it."""
         with self._lock:
             index = self._indexes.pop(future, None)
         if index is None:
             return  # collected already, when its pool was replaced
         try:
-            results[index] = collect_worker_result(future.result())
+            result = collect_worker_result(future.result())
         except BrokenProcessPool:
             with self._lock:
                 self._pool_broken = True
@@ -352,10 +367,11 @@ class FeaturizeJobs:
         except Exception as error:  # noqa: BLE001 - a failing worker is one complex's problem
             path = self.paths[index]
             reason = f"internal error: {type(error).__name__}: {first_line(error)}"
-            results[index] = FeaturizeResult(path, self.names[index], None, reason)
+            result = FeaturizeResult(path, self.names[index], None, reason)
         bar.update()
+        yield index, result
 
-    def _replace_broken_pool(self, results: list, lost: list[int], bar) -> None:
+    def _replace_broken_pool(self, lost: list[int], bar) -> Iterator[tuple[int, FeaturizeResult]]:
         """Once a worker died, its pool is useless: collect what it finished, count the rest as lost, and start
         a new pool for the files not handed out yet."""
         with self._lock:
@@ -368,7 +384,7 @@ class FeaturizeJobs:
             outstanding = list(self._indexes)
         for future in outstanding:
             if future.done():
-                self._collect(future, results, lost, bar)
+                yield from self._collect(future, lost, bar)
             else:
                 with self._lock:
                     lost.append(self._indexes.pop(future))

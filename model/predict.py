@@ -38,10 +38,14 @@ def collate(graphs: Sequence[GraphTensors]) -> tuple[Tensor, Tensor, Tensor, Ten
     return torch.cat(x), edge_index, edge_attr, batch
 
 
-def predict(model: TopoQA, graphs: Sequence[GraphTensors], batch_size: int = 16) -> Tensor:
+def predict(model: TopoQA, graphs: Sequence[GraphTensors], batch_size: int = 1) -> Tensor:
     """Predicted DockQ per graph, in input order: eval mode, no gradients, on the model's device.
 
-    A graph's prediction does not depend on which other graphs share its batch.
+    With `batch_size` 1 (the default, what infer.py uses) each graph goes through the network alone, so its
+    prediction is the same bits whatever else is scored with it: in a batch, a graph's matrix products are
+    computed in blocks that depend on the other graphs' sizes, which moves the last bit of ~half of the
+    predictions (6e-8). Larger batches are quicker on a GPU, for comparisons that do not need the last bit.
+    On the CPU the bits also depend on the number of intra-op threads: infer.py scores with one.
     """
     model.eval()
     device = next(model.parameters()).device
