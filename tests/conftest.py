@@ -123,3 +123,11 @@ def lightning_file(request) -> Path:
     if request.param == "published":
         return request.getfixturevalue("published_checkpoint")
     return request.getfixturevalue("trained_checkpoint")
+
+
+def single_chain_copy(source: Path, target: Path) -> None:
+    """Keep only the first chain's atoms: a real structure with nothing to score."""
+    lines = source.read_text().splitlines(keepends=True)
+    atoms = [line for line in lines if line.startswith(("ATOM  ", "HETATM"))]
+    first_chain = atoms[0][21]
+    target.write_text("".join(line for line in atoms if line[21] == first_chain) + "END\n")

@@ -21,7 +21,7 @@ import torch
 
 from model.checkpoint import load_model, read_checkpoint, write_safetensors
 from model.graph_io import load_graph
-from tests.conftest import REPO_ROOT, default_sigint
+from tests.conftest import REPO_ROOT, default_sigint, single_chain_copy
 
 EXAMPLES = REPO_ROOT / "examples"
 EXAMPLE_NAMES = ["1BD2", "1HVR", "4E43"]  # examples/1BD2.pdb.gz, 1HVR.pdb, 4E43.pdb
@@ -40,12 +40,6 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def single_chain_copy(source: Path, target: Path) -> None:
-    """Keep only the first chain's atoms: a real structure with nothing to score."""
-    lines = source.read_text().splitlines(keepends=True)
-    atoms = [line for line in lines if line.startswith(("ATOM  ", "HETATM"))]
-    first_chain = atoms[0][21]
-    target.write_text("".join(line for line in atoms if line[21] == first_chain) + "END\n")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import pytest
 
 from model.checkpoint import read_checkpoint, write_safetensors
 from scoring.partial import PartialResults, Record
-from tests.conftest import REPO_ROOT, needs_mkdssp
+from tests.conftest import REPO_ROOT, needs_mkdssp, single_chain_copy
 
 EXAMPLES = REPO_ROOT / "examples"
 OUTPUTS = ("result.csv", "ranking.csv", "skipped.csv", "evaluation.csv")
@@ -59,9 +59,6 @@ def output_bytes(folder: Path) -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in OUTPUTS if (folder / name).exists()}
 
 
-def single_chain_copy(source: Path, target: Path) -> None:
-    atoms = [line for line in source.read_text().splitlines(keepends=True) if line.startswith(("ATOM  ", "HETATM"))]
-    target.write_text("".join(line for line in atoms if line[21] == atoms[0][21]) + "END\n")
 
 
 @pytest.fixture(scope="module")
