@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on bundled inputs, from a fresh machine:
 #   1. set up (venv, pinned packages, mkdssp);
-#   2. score examples/ with the published checkpoint -> results/demo/scores/
+#   2. score examples/ with the published checkpoint -> results/demo/scores/ (report.html too)
 #      (the checkpoint comes from $TOPOQA_CHECKPOINT, or the reference copy in
 #      $TOPOQA_REFERENCE, default ../shared/reference; skipped with a note when neither exists);
 #   3. a short deterministic training run with `accelerate launch train.py` on a generated
@@ -18,7 +18,7 @@ export TOPOQA_CACHE_DIR="${TOPOQA_CACHE_DIR:-$out/cache}"
 checkpoint=$("$python" -c "from model.checkpoint_paths import default_checkpoint_path as d; p = d(); print(p or '')")
 if [[ -n "$checkpoint" && -f "$checkpoint" ]]; then
   echo "== 1/2 scoring examples/ with $checkpoint -> $out/scores/"
-  "$python" infer.py --complex_folder examples --result_folder "$out/scores" --overwrite
+  "$python" infer.py --complex_folder examples --result_folder "$out/scores" --report --overwrite
 else
   echo "== 1/2 scoring skipped: no checkpoint. Set TOPOQA_CHECKPOINT to topoqa.ckpt.original (or a .safetensors)."
 fi

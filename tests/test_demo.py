@@ -66,6 +66,8 @@ def test_demo_scores_equal_a_separate_infer_run(demo, tmp_path, trained_checkpoi
     for name in ("result.csv", "ranking.csv", "skipped.csv"):
         assert (out / "scores" / name).read_bytes() == (separate / name).read_bytes(), name
     assert [row["MODEL"] for row in read_rows(out / "scores" / "skipped.csv")] == ["README.md"]
+    report = (out / "scores" / "report.html").read_text()
+    assert all(name in report for name in ("1BD2", "1HVR", "4E43", "README.md"))  # the demo shows its report
     assert any((out / "cache").rglob("*"))  # the demo's cache is used, and stays inside its own folder
 
 
