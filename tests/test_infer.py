@@ -40,8 +40,6 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-
-
 @pytest.fixture(scope="module")
 def complex_folder(tmp_path_factory) -> Path:
     """The bundled examples (one gzip-compressed) plus three files that cannot be scored."""

@@ -59,8 +59,6 @@ def output_bytes(folder: Path) -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in OUTPUTS if (folder / name).exists()}
 
 
-
-
 @pytest.fixture(scope="module")
 def screen_folder(tmp_path_factory) -> Path:
     """The examples, a copy of one under another name, and three files that cannot be scored."""
